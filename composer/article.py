@@ -1,0 +1,139 @@
+"""The article as plain data: blocks of paragraphs, headings and figures, with a lossless JSON form.
+
+Nothing here imports the rest of composer: every other layer (planner, export, UI) builds on it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal, Union
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image known by its content hash; `path` says where its bytes are on disk."""
+
+    sha256: str
+    path: str
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An image that could fill a figure slot, with the score that ranked it."""
+
+    image: ImageRef
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """A block of text. `kind == "heading"` blocks carry a Markdown level (1-6) and never get a picture."""
+
+    text: str
+    kind: Literal["paragraph", "heading"] = "paragraph"
+    level: int = 0
+
+    @property
+    def is_heading(self) -> bool:
+        return self.kind == "heading"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A picture slot. `image` is None while the slot is empty (no image could be found)."""
+
+    image: ImageRef | None
+    caption: str = ""
+    alt: str = ""
+    source: Literal["upload", "library", "none"] = "none"
+    candidates: tuple[Candidate, ...] = ()
+
+
+Block = Union[Paragraph, Figure]
+
+
+@dataclass(frozen=True)
+class Article:
+    title: str
+    blocks: tuple[Block, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    # --- views -----------------------------------------------------------------------------
+    @property
+    def paragraphs(self) -> list[Paragraph]:
+        return [b for b in self.blocks if isinstance(b, Paragraph)]
+
+    @property
+    def figures(self) -> list[Figure]:
+        return [b for b in self.blocks if isinstance(b, Figure)]
+
+    def with_blocks(self, blocks: list[Block] | tuple[Block, ...]) -> "Article":
+        return replace(self, blocks=tuple(blocks))
+
+    # --- JSON ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "title": self.title,
+            "metadata": self.metadata,
+            "blocks": [_block_to_dict(b) for b in self.blocks],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Article":
+        version = data.get("format", FORMAT_VERSION)
+        if version != FORMAT_VERSION:
+            raise ValueError(f"unsupported article format {version!r} (expected {FORMAT_VERSION})")
+        return cls(
+            title=data["title"],
+            blocks=tuple(_block_from_dict(b) for b in data.get("blocks", [])),
+            metadata=dict(data.get("metadata", {})),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "Article":
+        return cls.from_dict(json.loads(text))
+
+
+def _ref_from_dict(d: dict[str, Any] | None) -> ImageRef | None:
+    return None if d is None else ImageRef(**d)
+
+
+def _block_to_dict(block: Block) -> dict[str, Any]:
+    if isinstance(block, Paragraph):
+        return {"type": "paragraph", **asdict(block)}
+    if isinstance(block, Figure):
+        return {
+            "type": "figure",
+            "image": None if block.image is None else asdict(block.image),
+            "caption": block.caption,
+            "alt": block.alt,
+            "source": block.source,
+            "candidates": [{"image": asdict(c.image), "score": c.score} for c in block.candidates],
+        }
+    raise TypeError(f"not a block: {block!r}")
+
+
+def _block_from_dict(d: dict[str, Any]) -> Block:
+    kind = d.get("type")
+    if kind == "paragraph":
+        return Paragraph(text=d["text"], kind=d.get("kind", "paragraph"), level=d.get("level", 0))
+    if kind == "figure":
+        return Figure(
+            image=_ref_from_dict(d.get("image")),
+            caption=d.get("caption", ""),
+            alt=d.get("alt", ""),
+            source=d.get("source", "none"),
+            candidates=tuple(
+                Candidate(image=ImageRef(**c["image"]), score=float(c.get("score", 0.0)))
+                for c in d.get("candidates", [])
+            ),
+        )
+    raise ValueError(f"unknown block type {kind!r}")

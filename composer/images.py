@@ -1,0 +1,110 @@
+"""Decode and check an image file once: format, pixel count, integrity; identify it by content hash.
+
+Uploads and library images both come through here, so a corrupt, truncated, non-image or
+decompression-bomb file gets the same one-line message wherever it shows up.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from composer.article import ImageRef
+
+# A 50-megapixel ceiling covers any camera a writer owns and stops bombs long before memory runs out.
+MAX_PIXELS = 50_000_000
+MAX_FILE_BYTES = 100 * 1024 * 1024
+FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
+
+
+class ImageError(ValueError):
+    """An image the user gave cannot be used; the message names the file and the reason."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    ref: ImageRef
+    image: Image.Image  # RGB, EXIF orientation applied
+    format: str
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_image(path: str | Path, draft_size: tuple[int, int] | None = None) -> LoadedImage:
+    """Read, check and decode an image file. `draft_size` lets JPEG decode at a reduced scale
+    (much cheaper) when the caller only needs a small version, e.g. for an encoder."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageError(path, f"cannot read file ({exc.strerror or exc})") from exc
+    if size == 0:
+        raise ImageError(path, "empty file")
+    if size > MAX_FILE_BYTES:
+        raise ImageError(path, f"file too large ({size // (1024 * 1024)} MiB > {MAX_FILE_BYTES // (1024 * 1024)} MiB)")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(path, f"cannot read file ({exc.strerror or exc})") from exc
+    return decode_image_bytes(data, path, draft_size=draft_size)
+
+
+def decode_image_bytes(data: bytes, name: str | Path = "<bytes>", draft_size: tuple[int, int] | None = None) -> LoadedImage:
+    digest = sha256_bytes(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            fmt = img.format or "?"
+            if fmt not in FORMATS:
+                raise ImageError(name, f"unsupported image format {fmt}")
+            width, height = img.size
+            if width <= 0 or height <= 0:
+                raise ImageError(name, "image has no pixels")
+            if width * height > MAX_PIXELS:
+                raise ImageError(name, f"image too large ({width}x{height} pixels; limit {MAX_PIXELS // 1_000_000} megapixels)")
+            if draft_size and fmt == "JPEG":
+                img.draft("RGB", draft_size)
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            img = _to_rgb(img)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(name, "image too large (decompression bomb)") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(name, "not an image") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(name, f"corrupt or truncated image ({exc})") from exc
+    ref = ImageRef(sha256=digest, path=str(name), width=width, height=height)
+    return LoadedImage(ref=ref, image=img, format=fmt)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        # Composite transparency on white: a black background is what a naive convert gives.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.split()[-1])
+        return background
+    return img.convert("RGB")
+
+
+def clean_jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
+    """Re-encode pixels only: no EXIF, GPS, XMP or ICC payloads survive."""
+    out = io.BytesIO()
+    _to_rgb(image).save(out, format="JPEG", quality=quality, optimize=True)
+    return out.getvalue()
