@@ -1,0 +1,371 @@
+"""Export: Markdown with images on disk, sanitised single-file HTML, zip bundle, atomic writes."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import zipfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import ExifTags, Image
+
+from composer.article import Article, Figure, ImageRef, Paragraph
+from composer.export import export_html, export_markdown, write_bundle
+from composer.images import ImageError
+
+LIBRARY = Path(__file__).resolve().parent.parent / "assets" / "library"
+CAT = LIBRARY / "cat.jpg"
+COFFEE = LIBRARY / "coffee.jpg"
+
+HOSTILE_TITLE = 'Evil </title><script>alert("t")</script>\n---\nmodel: pwned\n...\n: {x}'
+HOSTILE_TEXT = (
+    'Hello <script>alert(1)</script> <img src=x onerror="alert(2)"> '
+    "[click](javascript:alert(3)) [enc](jav&#x61;script:alert(4)) [up](JaVaScRiPt:alert(5)) "
+    '<svg onload="alert(6)"><circle r="1"/></svg> <iframe src="https://evil.example/"></iframe> '
+    "[html](data:text/html;base64,PHNjcmlwdD5hbGVydCg3KTwvc2NyaXB0Pg==) "
+    '![pixel](https://evil.example/track.png) <a href="vbscript:msgbox(8)">vb</a> '
+    '<object data="x.swf"></object><embed src="x.swf"><form action="https://e"><input></form> '
+    '<style>body{display:none}</style><base href="https://evil.example/"> '
+    '<p style="background:url(javascript:alert(9))" onclick="alert(10)">styled</p> '
+    "<math><mi xlink:href=\"javascript:alert(11)\">m</mi></math> "
+    "[ok](https://example.com/page) **kept bold**"
+)
+
+# Tags the page template itself uses, plus what the body may contain.
+TEMPLATE_TAGS = {"html", "head", "meta", "title", "style", "body", "article", "header", "h1", "p"}
+BODY_TAGS = {
+    "h1", "h2", "h3", "h4", "h5", "h6", "p", "em", "strong", "a", "ul", "ol", "li",
+    "blockquote", "code", "pre", "figure", "figcaption", "img", "br", "hr",
+}
+
+
+def ref(path: Path) -> ImageRef:
+    return ImageRef(sha256=hashlib.sha256(path.read_bytes()).hexdigest(), path=str(path))
+
+
+def sample_article(title: str = "A morning at the café", extra_figures: tuple[Figure, ...] = ()) -> Article:
+    return Article(
+        title=title,
+        blocks=(
+            Paragraph("The first shot", kind="heading", level=2),
+            Paragraph("The owner pulls the first shot at *6:45*, before the doors open."),
+            Figure(image=ref(COFFEE), caption="An espresso on a red saucer", alt="Espresso cup", source="library"),
+            Paragraph("Details", kind="heading", level=3),
+            Paragraph("- warm cups\n- fresh beans"),
+            Figure(image=None, caption="a slot nothing filled"),
+            Figure(image=ref(CAT), caption="Chelsea, the café cat", alt="A tabby cat", source="upload"),
+            *extra_figures,
+        ),
+        metadata={"model": "test-model", "date": "2024-05-01", "language": "en"},
+    )
+
+
+def hostile_article() -> Article:
+    return Article(
+        title=HOSTILE_TITLE,
+        blocks=(
+            Paragraph('<script>alert("h")</script>Heading', kind="heading", level=2),
+            Paragraph(HOSTILE_TEXT),
+            Figure(
+                image=ref(CAT),
+                caption='A cat</figcaption><script>alert("c")</script><img src=x onerror=alert(1)>',
+                alt='cat" onerror="alert(1)',
+            ),
+        ),
+        metadata={"model": "evil\n---\n", "language": 'en" onload="alert(1)'},
+    )
+
+
+class TagCollector(HTMLParser):
+    """Every start tag with its attributes (entities decoded, as a browser sees them) and the
+    text of <title> and <h1>."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+        self.texts: dict[str, str] = {}
+        self._open: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, attrs))
+        self._open.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.tags.append((tag, attrs))
+
+    def handle_endtag(self, tag):
+        if self._open and self._open[-1] == tag:
+            self._open.pop()
+
+    def handle_data(self, data):
+        if self._open and self._open[-1] in ("title", "h1"):
+            self.texts[self._open[-1]] = self.texts.get(self._open[-1], "") + data
+
+
+def parse_html(text: str) -> TagCollector:
+    parser = TagCollector()
+    parser.feed(text)
+    parser.close()
+    return parser
+
+
+def front_matter(md: str) -> dict:
+    """Split the way static-site generators do: the first line is '---', the front matter ends
+    at the next line that is exactly '---'. splitlines() also breaks on U+2028 and friends."""
+    lines = md.splitlines()
+    assert lines[0] == "---"
+    end = lines.index("---", 1)
+    return yaml.safe_load("\n".join(lines[1:end]))
+
+
+# --- Markdown -----------------------------------------------------------------------------
+
+def test_markdown_images_exist_on_disk_under_relative_paths(tmp_path):
+    md_path = export_markdown(sample_article(), tmp_path)
+    md = md_path.read_text(encoding="utf-8")
+    paths = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(paths) == 2  # the empty slot is skipped
+    for rel in paths:
+        assert not Path(rel).is_absolute() and ".." not in Path(rel).parts
+        assert re.fullmatch(r"images/\d{2}-[0-9a-f]{12}\.jpg", rel)
+        file = md_path.parent / rel
+        assert file.is_file()
+        assert hashlib.sha256(file.read_bytes()).hexdigest()[:12] == rel[-16:-4]
+    assert paths[0].startswith("images/01-") and paths[1].startswith("images/02-")
+
+
+def test_markdown_structure_headings_captions_and_front_matter(tmp_path):
+    md = export_markdown(sample_article(), tmp_path).read_text(encoding="utf-8")
+    assert front_matter(md) == {"title": "A morning at the café", "date": "2024-05-01", "model": "test-model"}
+    assert "\n## The first shot\n" in md
+    assert "\n### Details\n" in md
+    assert re.search(r"!\[Espresso cup\]\(images/01-[0-9a-f]{12}\.jpg\)\n\*An espresso on a red saucer\*\n", md)
+    assert "a slot nothing filled" not in md
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        HOSTILE_TITLE,
+        "---",
+        "a\n---\nb",
+        "line\u2028sep\u2029para\x85nel",
+        'quotes \' " and \\ backslash',
+        "key: value # comment",
+        "- list item",
+        "!!python/object:os.system 'echo hi'",
+        "2024-01-01",
+        "null",
+        "tab\there\x00nul\x1bescape",
+        "街角咖啡馆的一个早晨",
+        "",
+    ],
+)
+def test_front_matter_returns_exact_title_even_when_hostile(tmp_path, title):
+    article = Article(title=title, blocks=(Paragraph("text"),), metadata={"model": "m\n---\nx: 1"})
+    md = export_markdown(article, tmp_path).read_text(encoding="utf-8")
+    meta = front_matter(md)
+    assert meta["title"] == title
+    assert meta["model"] == "m\n---\nx: 1"
+    assert set(meta) == {"title", "date", "model"}
+
+
+# --- HTML ---------------------------------------------------------------------------------
+
+def test_hostile_article_html_has_no_script_handlers_or_javascript_urls():
+    page = export_html(hostile_article())
+    parsed = parse_html(page)
+    body_started = False
+    for tag, attrs in parsed.tags:
+        assert tag in TEMPLATE_TAGS | BODY_TAGS, f"unexpected tag <{tag}>"
+        body_started = body_started or tag == "article"
+        for name, value in attrs:
+            assert not name.startswith("on"), f"event handler {name} on <{tag}>"
+            assert name not in ("style", "srcdoc", "formaction", "xlink:href", "background")
+            value = (value or "").strip().lower()
+            assert "javascript:" not in value and "vbscript:" not in value
+            if tag == "a" and name == "href":
+                assert value.startswith(("http://", "https://", "mailto:"))
+            if tag == "img" and name == "src":
+                assert value.startswith(("data:image/jpeg;base64,", "data:image/png;base64,"))
+            if body_started:
+                assert (tag, name) in {("a", "href"), ("a", "rel"), ("img", "src"), ("img", "alt"), ("p", "class")}
+    assert "<script" not in page.lower()
+    # The hostile caption shows as text, the figure is still one figure with one caption.
+    assert sum(1 for tag, _ in parsed.tags if tag == "figcaption") == 1
+    assert sum(1 for tag, _ in parsed.tags if tag == "img" and dict(_).get("src")) == 1
+    # Safe content survives sanitising.
+    assert '<a href="https://example.com/page"' in page
+    assert "<strong>kept bold</strong>" in page
+
+
+def test_title_is_escaped_text_in_title_and_h1():
+    parsed = parse_html(export_html(hostile_article()))
+    one_line = " ".join(HOSTILE_TITLE.split())
+    assert parsed.texts["title"] == one_line
+    assert parsed.texts["h1"] == one_line
+    html_tag = next(attrs for tag, attrs in parsed.tags if tag == "html")
+    assert dict(html_tag) == {"lang": "en"}  # the hostile language value was refused
+
+
+def test_html_embeds_images_and_links_stylesheet_inline():
+    page = export_html(sample_article())
+    parsed = parse_html(page)
+    srcs = [dict(attrs)["src"] for tag, attrs in parsed.tags if tag == "img"]
+    assert len(srcs) == 2 and all(s.startswith("data:image/jpeg;base64,") for s in srcs)
+    assert [tag for tag, _ in parsed.tags].count("figcaption") == 2
+    assert "max-width: 42rem" in page  # assets/article.css is inlined
+    assert "<h2>The first shot</h2>" in page and "<h3>Details</h3>" in page
+    assert "<li>warm cups</li>" in page
+    assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", page)  # nothing fetched from outside
+
+
+# --- images -------------------------------------------------------------------------------
+
+def jpeg_with_exif(path: Path, size: tuple[int, int] = (60, 30)) -> Path:
+    img = Image.new("RGB", size, (180, 40, 40))
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "SecretCamMaker"
+    exif[ExifTags.Base.Orientation] = 6  # rotated 90°: export must apply it before dropping EXIF
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps.update({1: "N", 2: (52.0, 22.0, 33.0), 3: "E", 4: (4.0, 53.0, 1.0)})
+    img.save(path, "JPEG", exif=exif, quality=90)
+    check = Image.open(path).getexif()
+    assert check.get_ifd(ExifTags.IFD.GPSInfo)  # the fixture really carries GPS
+    return path
+
+
+def test_exported_images_carry_no_exif_or_gps(tmp_path):
+    src = jpeg_with_exif(tmp_path / "gps.jpg")
+    article = Article(title="t", blocks=(Figure(image=ref(src), caption="c"),))
+    paths = write_bundle(article, tmp_path / "out")
+    (exported,) = sorted(paths["images"].iterdir())
+    data = exported.read_bytes()
+    img = Image.open(io.BytesIO(data))
+    assert len(img.getexif()) == 0
+    assert "exif" not in img.info
+    assert b"Exif\x00\x00" not in data and b"SecretCamMaker" not in data
+    assert img.size == (30, 60)  # orientation applied to the pixels
+    with zipfile.ZipFile(paths["zip"]) as zf:
+        assert zf.read(f"images/{exported.name}") == data
+    # The HTML copy is the same clean bytes.
+    page = paths["html"].read_text(encoding="utf-8")
+    assert "data:image/jpeg;base64," in page
+
+
+def test_large_images_are_scaled_down_to_1600_on_the_long_side(tmp_path):
+    big = tmp_path / "big.png"
+    Image.new("RGB", (3200, 1000), (10, 120, 200)).save(big)
+    article = Article(title="t", blocks=(Figure(image=ref(big)),))
+    export_markdown(article, tmp_path / "out")
+    (exported,) = (tmp_path / "out" / "images").iterdir()
+    assert Image.open(exported).size == (1600, 500)
+    assert Image.open(exported).format == "JPEG"
+
+
+# --- bundle -------------------------------------------------------------------------------
+
+def test_bundle_files_and_zip_contents(tmp_path):
+    article = sample_article()
+    paths = write_bundle(article, tmp_path / "bundle")
+    out = tmp_path / "bundle"
+    assert {p.name for p in out.iterdir()} == {"article.md", "article.html", "article.json", "article.zip", "images"}
+    assert all(p.exists() for p in paths.values())
+    image_names = sorted(f"images/{p.name}" for p in (out / "images").iterdir())
+    assert len(image_names) == 2
+    with zipfile.ZipFile(paths["zip"]) as zf:
+        assert zf.testzip() is None
+        assert sorted(zf.namelist()) == sorted(["article.md", "article.html", "article.json", *image_names])
+        assert zf.read("article.md") == paths["markdown"].read_bytes()
+        assert zf.read("article.html") == paths["html"].read_bytes()
+        assert Article.from_json(zf.read("article.json").decode("utf-8")) == article
+    assert json.loads(paths["json"].read_text(encoding="utf-8"))["title"] == article.title
+    # Nothing left beside the bundle: staging and old folders are gone.
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
+def test_bundle_replaces_previous_bundle(tmp_path):
+    out = tmp_path / "bundle"
+    write_bundle(sample_article(), out)
+    write_bundle(Article(title="second", blocks=(Figure(image=ref(CAT), caption="only the cat"),)), out)
+    assert len(list((out / "images").iterdir())) == 1  # the old images went with the old bundle
+    assert "only the cat" in (out / "article.md").read_text(encoding="utf-8")
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
+def test_bundle_into_empty_existing_folder(tmp_path):
+    out = tmp_path / "empty"
+    out.mkdir()
+    write_bundle(sample_article(), out)
+    assert (out / "article.html").is_file()
+
+
+def test_bundle_refuses_folder_with_other_files(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.docx").write_text("precious")
+    with pytest.raises(FileExistsError, match="thesis.docx"):
+        write_bundle(sample_article(), out)
+    assert [p.name for p in out.iterdir()] == ["thesis.docx"]
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]
+
+
+@pytest.mark.parametrize("bad", ["missing", "corrupt", "not_image"])
+def test_failing_image_leaves_no_out_dir(tmp_path, bad):
+    path = tmp_path / f"{bad}.jpg"
+    if bad == "corrupt":
+        path.write_bytes(CAT.read_bytes()[:200])
+    elif bad == "not_image":
+        path.write_text("hello, I am text")
+    article = sample_article(extra_figures=(Figure(image=ImageRef(sha256="0" * 64, path=str(path)), caption="bad"),))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(ImageError) as info:
+        write_bundle(article, tmp_path / "out")
+    assert f"{bad}.jpg" in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no out, no staging folder
+    with pytest.raises(ImageError):
+        export_markdown(article, tmp_path / "md")
+    assert not (tmp_path / "md").exists()
+
+
+def test_failing_image_keeps_previous_bundle(tmp_path):
+    out = tmp_path / "bundle"
+    write_bundle(sample_article(), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    bad = Article(title="t", blocks=(Figure(image=ImageRef(sha256="0" * 64, path=str(tmp_path / "nope.png"))),))
+    with pytest.raises(ImageError, match="nope.png"):
+        write_bundle(bad, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
+def test_failure_while_writing_cleans_staging(tmp_path, monkeypatch):
+    import composer.export as export
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export, "_write_zip", boom)
+    with pytest.raises(OSError, match="disk full"):
+        write_bundle(sample_article(), tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_chinese_article_round_trips(tmp_path):
+    article = Article(
+        title="街角咖啡馆的一个早晨",
+        blocks=(Paragraph("开门之前", kind="heading", level=2), Paragraph("店主六点四十五分做第一杯咖啡。"),
+                Figure(image=ref(COFFEE), caption="一杯意式浓缩", alt="咖啡")),
+        metadata={"language": "zh-CN"},
+    )
+    paths = write_bundle(article, tmp_path / "zh")
+    md = paths["markdown"].read_text(encoding="utf-8")
+    assert front_matter(md)["title"] == article.title
+    assert "*一杯意式浓缩*" in md
+    parsed = parse_html(paths["html"].read_text(encoding="utf-8"))
+    assert parsed.texts["title"] == article.title
+    assert dict(next(a for t, a in parsed.tags if t == "html")) == {"lang": "zh-CN"}
