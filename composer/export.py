@@ -178,7 +178,27 @@ def _filter_attribute(tag: str, attr: str, value: str) -> str | None:
     return value
 
 
+# nh3 serialises every attribute double-quoted, so this matches any img tag it emits.
+_IMG_TAG = re.compile(r'<img((?:\s+[^\s"=>/]+(?:="[^"]*")?)*)\s*/?>')
+_ATTR = re.compile(r'([^\s"=>/]+)(?:="([^"]*)")?')
+
+
+def _drop_sourceless_images(fragment: str) -> str:
+    """An image whose URL the filter refused would show as a broken-image icon: put its alt
+    text in its place instead."""
+
+    def replace(match: re.Match[str]) -> str:
+        attrs = {name: html.unescape(value or "") for name, value in _ATTR.findall(match.group(1))}
+        return match.group(0) if attrs.get("src") else html.escape(attrs.get("alt", ""))
+
+    return _IMG_TAG.sub(replace, fragment)
+
+
 def sanitize_html(fragment: str) -> str:
+    return _drop_sourceless_images(_nh3_clean(fragment))
+
+
+def _nh3_clean(fragment: str) -> str:
     return nh3.clean(
         fragment,
         tags=_ALLOWED_TAGS,
