@@ -132,8 +132,9 @@ def _markdown_body(article: Article, images: dict[int, ExportedImage]) -> str:
     parts: list[str] = []
     for pos, block in enumerate(article.blocks):
         if isinstance(block, Paragraph):
-            text = _heading_markdown(block) if block.is_heading else block.text.strip()
-            if text:
+            # Only blank lines are trimmed: leading spaces may be an indented code block.
+            text = _heading_markdown(block) if block.is_heading else block.text.strip("\r\n").rstrip()
+            if text.strip():
                 parts.append(text)
         elif isinstance(block, Figure) and pos in images:
             parts.append(_figure_markdown(block, images[pos]))
