@@ -1,0 +1,131 @@
+"""`python -m composer compose`: read a request, compose with progress on stderr, write the bundle."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from composer.images import ImageError, load_image
+from composer.model.base import ModelError
+from composer.planner.request import RequestError, load_request, parse_image_count
+
+
+class UsageError(Exception):
+    """A problem with what the user gave: printed as one line, exit code 2."""
+
+
+def add_compose_parser(subparsers) -> None:
+    p = subparsers.add_parser("compose", help="write an illustrated article from a request file")
+    p.add_argument("--request", required=True, metavar="REQUEST.json", help="title, outline, materials, ...")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write article.md/.html/.json/.zip and images/")
+    p.add_argument("--model", default="embedded", metavar="SPEC",
+                   help="embedded | xcomposer2[:ID_OR_PATH] | hf:ID | openai:URL[#MODEL] (default: embedded)")
+    p.add_argument("--images", nargs="*", default=[], metavar="FILE", help="your own photos to place")
+    p.add_argument("--library", metavar="FOLDER", help="an image library folder to fill picture slots from")
+    p.add_argument("--encoder", default="embedded", metavar="SPEC",
+                   help="image-text encoder for matching captions to pictures (default: embedded)")
+    p.add_argument("--image-count", metavar="N|auto", help="pictures to place (overrides the request)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed; the same seed gives the same article")
+    p.add_argument("--quiet", action="store_true", help="do not stream the text while it is written")
+    p.set_defaults(run=run_compose)
+
+
+def run_compose(args: argparse.Namespace) -> int:
+    from composer.export import write_bundle
+    from composer.model import load_model
+    from composer.planner.pipeline import compose
+
+    try:
+        request = load_request(args.request)
+        if args.image_count is not None:
+            request = request.with_image_count(parse_image_count(args.image_count))
+        uploads = [load_image(path) for path in args.images]
+        _check_out_dir(Path(args.out))
+    except (RequestError, ImageError) as exc:
+        raise UsageError(str(exc)) from exc
+
+    say = _progress_printer(quiet=args.quiet)
+    say("stage", f"loading model {args.model}")
+    try:
+        model = load_model(args.model)
+    except (ModelError, ValueError) as exc:
+        raise UsageError(f"model {args.model}: {exc}") from exc
+    encoder = library = None
+    if uploads or args.library:
+        say("stage", f"loading image-text encoder {args.encoder}")
+        from composer.retrieval import load_encoder
+
+        encoder = load_encoder(args.encoder)
+    if args.library:
+        library = _open_library(args.library, encoder, say)
+
+    article = None
+    for event in compose(request, model, encoder, library, uploads=uploads, seed=args.seed):
+        if event.kind == "text":
+            say("text", event.data["delta"])
+        elif event.kind == "stage":
+            say("stage", event.data["stage"])
+        elif event.kind == "slots":
+            say("info", f"pictures after paragraphs {[s + 1 for s in event.data['slots']]}")
+        elif event.kind == "caption":
+            say("info", f"caption for paragraph {event.data['slot'] + 1}: {event.data['caption']}")
+        elif event.kind == "figure":
+            fig = event.data["figure"]
+            say("info", f"paragraph {event.data['slot'] + 1} ← {Path(fig.image.path).name} ({fig.source})")
+        elif event.kind in ("fallback", "warning"):
+            msg = event.data.get("message") or f"{event.data['step']}: {event.data['reason']}"
+            say("warn", msg)
+        elif event.kind == "done":
+            article = event.data["article"]
+            usage = event.data["usage"]
+            say("stage", f"done: {usage['prefill']} prompt + {usage['decode']} generated tokens")
+    assert article is not None, "compose ended without a done event"
+    try:
+        paths = write_bundle(article, args.out)
+    except ImageError as exc:
+        raise UsageError(str(exc)) from exc
+    for key in ("html", "md", "json", "zip"):
+        if key in paths:
+            print(paths[key])
+    return 0
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a folder")
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        raise UsageError(f"{out}: parent folder {parent} does not exist")
+
+
+def _open_library(folder: str, encoder, say):
+    from composer.retrieval import LibraryError, ImageLibrary
+
+    try:
+        lib = ImageLibrary(folder, encoder=encoder)
+        say("stage", f"syncing library {folder}")
+        lib.sync()
+    except LibraryError as exc:
+        raise UsageError(str(exc)) from exc
+    return lib
+
+
+def _progress_printer(quiet: bool):
+    stream = sys.stderr
+    mid_text = [False]
+
+    def say(kind: str, message: str) -> None:
+        if kind == "text":
+            if not quiet:
+                stream.write(message)
+                stream.flush()
+                mid_text[0] = True
+            return
+        if mid_text[0]:
+            stream.write("\n")
+            mid_text[0] = False
+        prefix = {"stage": "==> ", "info": "    ", "warn": "  ! "}[kind]
+        stream.write(f"{prefix}{message}\n")
+        stream.flush()
+
+    return say

@@ -1,0 +1,100 @@
+"""XComposer2: the InternLM2 decoder + LM head, the CLIP vision tower, and the projector.
+
+Attribute names (`model`, `output`, `vit`, `vision_proj`) are the official checkpoint's top-level
+key prefixes, so `official_keys()` is a near-identity map.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from PIL import Image
+from torch import nn
+
+from composer.model.xcomposer2.config import XComposer2Config
+from composer.model.xcomposer2.internlm2 import InternLM2Model, KVCache
+from composer.model.xcomposer2.prompting import TokenizedPrompt
+from composer.model.xcomposer2.vision import VisionTower, build_projector, preprocess
+
+
+class XComposer2(nn.Module):
+    def __init__(self, config: XComposer2Config) -> None:
+        super().__init__()
+        self.config = config
+        self.model = InternLM2Model(config.decoder)
+        self.output = nn.Linear(config.decoder.hidden_size, config.decoder.vocab_size, bias=False)
+        self.vit = VisionTower(config.vision)
+        self.vision_proj = build_projector(config.vision.hidden_size, config.decoder.hidden_size)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        hub_id_or_path: str | Path,
+        dtype: torch.dtype | str | None = None,
+        device: torch.device | str | None = None,
+    ) -> "XComposer2":
+        """Load an official checkpoint folder (or hub id, when online); see checkpoint.py."""
+        from composer.model.xcomposer2.checkpoint import load_pretrained
+
+        return load_pretrained(hub_id_or_path, dtype=dtype, device=device)
+
+    # -- names ---------------------------------------------------------------------------------
+
+    def official_keys(self) -> dict[str, str]:
+        """Official checkpoint key -> our state-dict name, for every parameter and buffer we save."""
+        out = {}
+        for name in self.state_dict():
+            if name.startswith("vit."):
+                out["vit." + self.vit.checkpoint_key(name[len("vit.") :])] = name
+            else:
+                out[name] = name
+        return out
+
+    # -- pieces --------------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return self.output.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.output.weight.dtype
+
+    def new_cache(self, batch: int, capacity: int) -> KVCache:
+        return self.model.new_cache(batch, capacity)
+
+    def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """PIL images -> projected embeddings (N, tokens_per_image, hidden)."""
+        pixels = preprocess(images, self.config.vision).to(self.device)
+        return self.vision_proj(self.vit(pixels).to(self.dtype))
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.output(hidden).float()
+
+    def embed(self, prompt: TokenizedPrompt) -> tuple[torch.Tensor, torch.Tensor]:
+        """Splice projected images between the text embeddings: (T, hidden) embeds and a (T,)
+        bool im_mask that is True exactly on image positions."""
+        device = self.device
+        image_embeds = self.encode_images(prompt.images) if prompt.images else None
+        parts, mask = [], []
+        for i, run in enumerate(prompt.runs):
+            if run:
+                ids = torch.tensor(run, dtype=torch.long, device=device)
+                parts.append(self.model.tok_embeddings(ids))
+                mask.append(torch.zeros(len(run), dtype=torch.bool, device=device))
+            if image_embeds is not None and i < len(image_embeds):
+                parts.append(image_embeds[i])
+                mask.append(torch.ones(image_embeds.shape[1], dtype=torch.bool, device=device))
+        return torch.cat(parts), torch.cat(mask)
+
+    def forward(
+        self,
+        inputs_embeds: torch.Tensor,
+        cache: KVCache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        im_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Hidden states of the new positions (the LM head is applied separately by `logits`, to
+        the positions that need it only)."""
+        return self.model(inputs_embeds, cache=cache, attention_mask=attention_mask, im_mask=im_mask)

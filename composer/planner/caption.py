@@ -1,0 +1,41 @@
+"""Turn a model's caption answer into a usable caption, or derive one from the paragraph."""
+from __future__ import annotations
+
+import re
+
+MAX_WORDS = 16
+MAX_CHARS = 120
+_LABEL = re.compile(r"^\s*(caption|photo|image|picture|title|标题|图片)\s*[:：]\s*", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
+_QUOTES = "\"'“”‘’「」『』`*_"
+
+
+def parse_caption(answer: str, closing_quote: str | None = None) -> str | None:
+    """The caption in an answer, or None when there is nothing usable. With `closing_quote`
+    (the xcomposer prefix opens a quote), the caption ends at that quote."""
+    text = answer or ""
+    if closing_quote and closing_quote in text:
+        text = text.split(closing_quote, 1)[0]
+    lines = [ln for ln in (re.sub(r"<[^>]{0,40}>", "", l).strip() for l in text.splitlines()) if ln]
+    if not lines:
+        return None
+    line = _LABEL.sub("", lines[0]).strip().strip(_QUOTES).strip()
+    line = re.sub(r"\s+", " ", line)
+    if not any(ch.isalpha() for ch in line) or len(line) < 3:
+        return None
+    return shorten(line)
+
+
+def shorten(text: str) -> str:
+    words = text.split()
+    if len(words) > MAX_WORDS:
+        text = " ".join(words[:MAX_WORDS])
+    if len(text) > MAX_CHARS:
+        text = text[:MAX_CHARS].rsplit(" ", 1)[0] if " " in text[:MAX_CHARS] else text[:MAX_CHARS]
+    return text.rstrip(" ,;:-")
+
+
+def caption_from_paragraph(paragraph: str) -> str:
+    """The rule when the model's caption is unusable: the paragraph's first sentence, shortened."""
+    first = _SENTENCE_END.split(paragraph.strip(), 1)[0] or paragraph
+    return shorten(first.strip(_QUOTES + " ")) or "Illustration"

@@ -1,0 +1,108 @@
+"""What a writer asks for: title, outline, materials, style, length, language, picture count."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+ImageCount = Union[int, Literal["auto"]]
+MAX_IMAGES = 12
+
+
+class RequestError(ValueError):
+    """The request cannot be used; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class ComposeRequest:
+    title: str
+    outline: tuple[str, ...] = ()
+    materials: str = ""
+    style: str = ""
+    length: int = 400
+    language: Literal["en", "zh"] = "en"
+    image_count: ImageCount = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["outline"] = list(self.outline)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ComposeRequest":
+        if not isinstance(data, dict):
+            raise RequestError("the request must be a JSON object")
+        title = data.get("title")
+        if not isinstance(title, str) or not title.strip():
+            raise RequestError('missing "title" (a non-empty string)')
+        return cls(
+            title=title.strip(),
+            outline=_outline(data.get("outline", ())),
+            materials=_text(data, "materials"),
+            style=_text(data, "style"),
+            length=_length(data.get("length", 400)),
+            language=_language(data.get("language", "en")),
+            image_count=parse_image_count(data.get("image_count", "auto")),
+        )
+
+    def with_image_count(self, count: ImageCount) -> "ComposeRequest":
+        return ComposeRequest(**{**self.__dict__, "image_count": count})
+
+
+def load_request(path: str | Path) -> ComposeRequest:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RequestError(f"{path}: cannot read request file ({getattr(exc, 'strerror', None) or exc})") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    try:
+        return ComposeRequest.from_dict(data)
+    except RequestError as exc:
+        raise RequestError(f"{path}: {exc}") from exc
+
+
+def parse_image_count(value: Any) -> ImageCount:
+    if value is None or value == "auto":
+        return "auto"
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_IMAGES:
+        raise RequestError(f'"image_count" must be "auto" or a whole number from 0 to {MAX_IMAGES}, not {value!r}')
+    return value
+
+
+def _outline(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = value.splitlines()
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        items = list(value)
+    else:
+        raise RequestError('"outline" must be a list of strings or a text')
+    # Writers paste outlines with bullets and numbers; the prompt adds its own.
+    return tuple(s for s in (item.strip().lstrip("-*•").strip() for item in items) if s)
+
+
+def _text(data: dict, key: str) -> str:
+    value = data.get(key, "")
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = "\n".join(value)
+    if not isinstance(value, str):
+        raise RequestError(f'"{key}" must be a text')
+    return value.strip()
+
+
+def _length(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 50 <= value <= 5000:
+        raise RequestError(f'"length" must be a number of words from 50 to 5000, not {value!r}')
+    return value
+
+
+def _language(value: Any) -> Literal["en", "zh"]:
+    if value not in ("en", "zh"):
+        raise RequestError(f'"language" must be "en" or "zh", not {value!r}')
+    return value

@@ -1,0 +1,62 @@
+"""Split the text a model wrote into blocks: headings stay their own blocks, empty lines go,
+chat-template debris and placement tags are stripped, and the first line is dropped when it
+only repeats the title."""
+from __future__ import annotations
+
+import re
+
+from composer.article import Paragraph
+
+MAX_BLOCKS = 60  # as in the reference: placement prompts tag every block, more would not fit
+
+_ATX_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_BOLD_LINE = re.compile(r"^(\*\*|__)(.+?)\1:?$")
+_DEBRIS = re.compile(r"<\|[^|>]*\|>|\[UNUSED_TOKEN_\d+\]|</?s>|<Seg\s*\d*>", re.IGNORECASE)
+_TITLE_LABEL = re.compile(r"^(title|标题)\s*[:：]\s*", re.IGNORECASE)
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[\W_]+", " ", text).strip().lower()
+
+
+def segment(text: str, title: str = "") -> list[Paragraph]:
+    blocks: list[Paragraph] = []
+    for raw in text.splitlines():
+        line = _DEBRIS.sub("", raw).strip()
+        if not line or set(line) <= set("-*_=#"):
+            continue
+        blocks.append(_classify(line))
+    if blocks and title and _norm(_TITLE_LABEL.sub("", blocks[0].text)) == _norm(title):
+        blocks = blocks[1:]
+    return _fit(blocks, MAX_BLOCKS)
+
+
+def _classify(line: str) -> Paragraph:
+    m = _ATX_HEADING.match(line)
+    if m and m.group(2):
+        return Paragraph(m.group(2).strip("*_ "), kind="heading", level=len(m.group(1)))
+    m = _BOLD_LINE.match(line)
+    if m and len(m.group(2).split()) <= 12 and not m.group(2).rstrip().endswith((".", "。")):
+        return Paragraph(m.group(2).strip(), kind="heading", level=2)
+    return Paragraph(line)
+
+
+def _fit(blocks: list[Paragraph], limit: int) -> list[Paragraph]:
+    """Merge the shortest adjacent pair of paragraphs until the article fits; no text is lost."""
+    blocks = list(blocks)
+    while len(blocks) > limit:
+        best, best_len = None, None
+        for i in range(len(blocks) - 1):
+            a, b = blocks[i], blocks[i + 1]
+            if a.is_heading or b.is_heading:
+                continue
+            n = len(a.text) + len(b.text)
+            if best_len is None or n < best_len:
+                best, best_len = i, n
+        if best is None:  # only headings left to merge: keep the text, demote them
+            i = limit - 1
+            merged = " ".join(b.text for b in blocks[i:])
+            return blocks[:i] + [Paragraph(merged)]
+        a, b = blocks[best], blocks[best + 1]
+        blocks[best : best + 2] = [Paragraph(f"{a.text} {b.text}")]
+    return blocks

@@ -1,0 +1,31 @@
+from hypothesis import given, strategies as st
+
+from composer.planner.caption import MAX_CHARS, caption_from_paragraph, parse_caption
+
+
+def test_plain_labelled_and_quoted_answers():
+    assert parse_caption("A cat asleep on a café window seat\nMore text") == "A cat asleep on a café window seat"
+    assert parse_caption('  Caption: "Espresso pouring into a warm cup"') == "Espresso pouring into a warm cup"
+    assert parse_caption('一只猫在窗台上睡觉"，后面的文字', closing_quote='"') == "一只猫在窗台上睡觉"
+
+
+def test_unusable_answers():
+    for bad in ["", "   \n\n", "...", "<Seg3>", "12345"]:
+        assert parse_caption(bad) is None
+
+
+def test_rule_caption_is_first_sentence():
+    assert caption_from_paragraph("The rocket lifted off at dawn. Crowds cheered.") == "The rocket lifted off at dawn."
+    assert caption_from_paragraph("") == "Illustration"
+
+
+@given(st.text(), st.sampled_from([None, '"']))
+def test_any_answer_gives_none_or_short_caption(answer, quote):
+    cap = parse_caption(answer, quote)
+    assert cap is None or (0 < len(cap) <= MAX_CHARS and "\n" not in cap)
+
+
+@given(st.text())
+def test_rule_caption_never_empty(paragraph):
+    cap = caption_from_paragraph(paragraph)
+    assert cap and len(cap) <= MAX_CHARS

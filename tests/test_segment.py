@@ -1,0 +1,36 @@
+from hypothesis import given, strategies as st
+
+from composer.planner.segment import MAX_BLOCKS, segment
+
+
+def test_headings_paragraphs_and_debris():
+    text = ("# My Title\n\n## The start\nFirst paragraph. <|im_end|>\n\n\n**A bold heading**\n"
+            "Second <Seg 3> paragraph.\n---\n[UNUSED_TOKEN_145]\n")
+    blocks = segment(text, title="My title")
+    assert [(b.kind, b.text, b.level) for b in blocks] == [
+        ("heading", "The start", 2),
+        ("paragraph", "First paragraph.", 0),
+        ("heading", "A bold heading", 2),
+        ("paragraph", "Second  paragraph.", 0),
+    ]
+
+
+def test_title_line_with_label_is_dropped_but_other_first_lines_kept():
+    assert [b.text for b in segment("Title: Cats\nCats are fine.", "Cats")] == ["Cats are fine."]
+    assert [b.text for b in segment("Cats and dogs\nText.", "Cats")] == ["Cats and dogs", "Text."]
+
+
+def test_long_output_is_merged_not_truncated():
+    text = "\n".join(f"Sentence number {i}." for i in range(150))
+    blocks = segment(text)
+    assert len(blocks) <= MAX_BLOCKS
+    joined = " ".join(b.text for b in blocks)
+    for i in range(150):
+        assert f"Sentence number {i}." in joined
+
+
+@given(st.text())
+def test_any_text_segments_without_empty_blocks(text):
+    blocks = segment(text, "t")
+    assert len(blocks) <= MAX_BLOCKS
+    assert all(b.text.strip() for b in blocks)
