@@ -1,0 +1,90 @@
+"""`python -m composer compose` as a writer runs it: real process, real embedded model."""
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "assets/examples/cafe-morning.json"
+PHOTOS = [ROOT / "assets/library/coffee.jpg", ROOT / "assets/library/cat.jpg"]
+
+
+def composer(*args, timeout=600):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "composer", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def bad_input_case(tmp_path, request=EXAMPLE, images=()):
+    out = tmp_path / "out"
+    r = composer("compose", "--request", request, "--out", out, "--images", *images)
+    assert r.returncode == 2, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "Traceback" not in r.stderr
+    assert not out.exists()
+    return last
+
+
+def test_missing_title(tmp_path):
+    req = tmp_path / "req.json"
+    req.write_text(json.dumps({"outline": ["a"]}))
+    assert "title" in bad_input_case(tmp_path, req) and str(req) in bad_input_case(tmp_path, req)
+
+
+def test_unreadable_request(tmp_path):
+    assert "cannot read" in bad_input_case(tmp_path, tmp_path / "nope.json")
+    req = tmp_path / "broken.json"
+    req.write_text("{not json")
+    assert "not valid JSON" in bad_input_case(tmp_path, req)
+
+
+def test_bad_images_are_named(tmp_path):
+    fake = tmp_path / "fake.jpg"
+    fake.write_text("this is text")
+    assert "fake.jpg" in bad_input_case(tmp_path, images=[PHOTOS[0], fake])
+    truncated = tmp_path / "half.jpg"
+    truncated.write_bytes(PHOTOS[0].read_bytes()[:2000])
+    msg = bad_input_case(tmp_path, images=[truncated])
+    assert "half.jpg" in msg and "truncated" in msg
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    assert "empty" in bad_input_case(tmp_path, images=[empty])
+
+
+def test_decompression_bomb(tmp_path):
+    from PIL import Image
+
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (12000, 12000)).save(bomb)  # 144 megapixels in a few hundred KB
+    assert "too large" in bad_input_case(tmp_path, images=[bomb])
+
+
+@pytest.mark.slow
+def test_end_to_end_with_two_photos(tmp_path):
+    out = tmp_path / "out"
+    r = composer("compose", "--request", EXAMPLE, "--images", *PHOTOS, "--out", out, "--seed", "3")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "==> write" in r.stderr and "==> select" in r.stderr  # progress shown while it works
+    article = json.loads((out / "article.json").read_text())
+    paragraphs = [b for b in article["blocks"] if b["type"] == "paragraph" and b["kind"] == "paragraph"]
+    figures = [b for b in article["blocks"] if b["type"] == "figure"]
+    assert len(paragraphs) >= 3 and sum(len(p["text"].split()) for p in paragraphs) > 150
+    assert len(figures) == 2  # the example asks for two
+    assert {f["image"]["sha256"] for f in figures} == {
+        __import__("hashlib").sha256(p.read_bytes()).hexdigest() for p in PHOTOS}
+    assert article["metadata"]["model"].startswith("embedded:")
+    with zipfile.ZipFile(out / "article.zip") as z:
+        names = set(z.namelist())
+        md = z.read("article.md").decode()
+    assert {"article.md", "article.html", "article.json"} <= names
+    for line in md.splitlines():
+        if line.startswith("!["):
+            rel = line.split("](", 1)[1].split(")", 1)[0]
+            assert rel in names and (out / rel).is_file()
+    assert md.count("![") == 2
+    html = (out / "article.html").read_text()
+    assert html.count("data:image/jpeg;base64,") == 2 and "<script" not in html.lower()
