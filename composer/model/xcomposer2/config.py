@@ -154,7 +154,7 @@ XCOMPOSER2_7B = XComposer2Config()
 XCOMPOSER2_VL_7B = XComposer2Config(vision=VisionConfig(image_size=490))
 
 
-def tiny_config(vocab_size: int = 512, image_size: int = 28) -> XComposer2Config:
+def tiny_config(vocab_size: int = 400, image_size: int = 28) -> XComposer2Config:
     """A few-kilobyte model with every feature of the real one (GQA, PLoRA, interpolated CLIP)."""
     return XComposer2Config(
         decoder=DecoderConfig(

@@ -70,7 +70,9 @@ class XComposer2(nn.Module):
         return self.vision_proj(self.vit(pixels).to(self.dtype))
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.output(hidden).float()
+        """LM head in at least fp32 (sampling and log-likelihoods in bf16 lose too much)."""
+        out = self.output(hidden)
+        return out.to(torch.promote_types(out.dtype, torch.float32))
 
     def embed(self, prompt: TokenizedPrompt) -> tuple[torch.Tensor, torch.Tensor]:
         """Splice projected images between the text embeddings: (T, hidden) embeds and a (T,)

@@ -59,5 +59,7 @@ class XComposer2Tokenizer:
         return ids
 
     def decode(self, ids: list[int]) -> str:
-        """Text of the ids with special tokens left out (as skip_special_tokens=True)."""
-        return self.sp.decode([i for i in ids if i not in self.special_ids])
+        """Text of the ids with special tokens left out (as skip_special_tokens=True); ids past the
+        vocabulary (a model's padded embedding rows) are dropped too."""
+        n = self.vocab_size
+        return self.sp.decode([i for i in ids if i not in self.special_ids and 0 <= i < n])
