@@ -4,3 +4,48 @@
 def pytest_configure(config):
     # Slow checks (a real browser, a real server) still run by default; `-m "not slow"` skips them.
     config.addinivalue_line("markers", "slow: a check that drives a real browser or server")
+
+
+# --- image library (composer.retrieval) ---------------------------------------------------
+import json as _json
+
+import pytest as _pytest
+
+# A CLIP small enough to build in milliseconds: random weights, real open_clip code paths.
+TINY_CLIP_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+TINY_CLIP_NAME = "composer-tiny-clip"
+
+
+@_pytest.fixture(scope="session")
+def tiny_clip_config(tmp_path_factory):
+    """Path of the tiny config, registered with open_clip (subprocesses register it themselves)."""
+    import open_clip
+
+    path = tmp_path_factory.mktemp("open_clip_configs") / f"{TINY_CLIP_NAME}.json"
+    path.write_text(_json.dumps(TINY_CLIP_CONFIG))
+    open_clip.add_model_config(path)
+    return path
+
+
+@_pytest.fixture(scope="session")
+def tiny_clip_spec(tiny_clip_config) -> str:
+    return f"open_clip:{TINY_CLIP_NAME}:none"
+
+
+@_pytest.fixture(scope="session")
+def tiny_clip(tiny_clip_spec):
+    from composer.retrieval import load_encoder
+
+    return load_encoder(tiny_clip_spec)
+
+
+@_pytest.fixture(scope="session")
+def embedded_encoder():
+    """The offline label-bridge encoder, loaded once: it costs seconds."""
+    from composer.retrieval import load_encoder
+
+    return load_encoder("embedded")

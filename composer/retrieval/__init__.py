@@ -1,0 +1,16 @@
+"""Image retrieval: image-text encoders behind one interface, and the image library (SQLite
+metadata and vectors, FAISS index) that the planner asks for candidates."""
+from composer.retrieval.encoder import DEFAULT_OPEN_CLIP, MULTILINGUAL_OPEN_CLIP, ImageTextEncoder, load_encoder
+from composer.retrieval.errors import LibraryError
+from composer.retrieval.library import ImageLibrary, SyncProgress, SyncReport
+
+__all__ = [
+    "DEFAULT_OPEN_CLIP",
+    "MULTILINGUAL_OPEN_CLIP",
+    "ImageLibrary",
+    "ImageTextEncoder",
+    "LibraryError",
+    "SyncProgress",
+    "SyncReport",
+    "load_encoder",
+]

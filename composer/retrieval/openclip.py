@@ -1,0 +1,133 @@
+"""Any open_clip model as an ImageTextEncoder: a pretrained tag, a local weights file, or
+`none` (random weights from the config, seeded, for tests and benchmarks)."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from composer.retrieval.encoder import encode_images_via_pixels
+from composer.retrieval.errors import LibraryError
+
+RANDOM_WEIGHTS = "none"
+_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OpenClipEncoder:
+    name: str
+    spec: str
+    dim: int
+    decode_size: int
+    model: Any
+    tokenizer: Callable[[Sequence[str]], torch.Tensor]
+    transform: Callable[[Image.Image], torch.Tensor]
+
+    @classmethod
+    def load(cls, model_name: str, pretrained: str | None = None) -> "OpenClipEncoder":
+        import open_clip
+
+        if pretrained is None:
+            tags = open_clip.list_pretrained_tags_by_model(model_name)
+            if not tags:
+                raise LibraryError(
+                    f"open_clip model {model_name!r} has no pretrained weights; name a weights file "
+                    f"(open_clip:{model_name}:/path/to/weights) or '{RANDOM_WEIGHTS}' for random weights"
+                )
+            # laion2b_s34b_b79k is the strongest ViT-B-32 tag; otherwise the registry's first.
+            pretrained = "laion2b_s34b_b79k" if "laion2b_s34b_b79k" in tags else tags[0]
+        if pretrained == RANDOM_WEIGHTS:
+            weights, name_tag, spec_tag = None, RANDOM_WEIGHTS, RANDOM_WEIGHTS
+        elif Path(pretrained).is_file():
+            path = Path(pretrained).resolve()
+            weights, name_tag, spec_tag = str(path), f"sha256-{_file_digest(path)[:16]}", str(path)
+        else:
+            weights, name_tag, spec_tag = pretrained, pretrained, pretrained
+        if model_name not in open_clip.list_models() and not model_name.startswith(("hf-hub:", "local-dir:")):
+            raise LibraryError(f"unknown open_clip model {model_name!r} (see open_clip.list_models())")
+        try:
+            # Seeded so that `none` means the same random weights in every process (resume, tests).
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                model, _, transform = open_clip.create_model_and_transforms(
+                    model_name, pretrained=weights, pretrained_text=weights is not None
+                )
+            tokenizer = open_clip.get_tokenizer(model_name)
+        except LibraryError:
+            raise
+        except Exception as exc:  # open_clip raises many kinds for "weights not found / no network"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise LibraryError(
+                f"cannot load open_clip {model_name} weights {pretrained!r} ({first}); "
+                "pass a local weights file or use --encoder embedded"
+            ) from exc
+        model.eval()
+        image_size = model.visual.image_size
+        input_size = int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size)
+        dim = int(model.text_projection.shape[1]) if _has_tensor(model, "text_projection") else _probe_dim(model, input_size)
+        return cls(
+            name=f"open_clip:{model_name}:{name_tag}",
+            spec=f"open_clip:{model_name}:{spec_tag}",
+            dim=dim,
+            decode_size=input_size,
+            model=model,
+            tokenizer=tokenizer,
+            transform=transform,
+        )
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        return self.transform(image)
+
+    def encode_pixels(self, pixels: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return self.model.encode_image(pixels, normalize=True).float().numpy()
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return encode_images_via_pixels(self, images)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            return self.model.encode_text(self.tokenizer(list(texts)), normalize=True).float().numpy()
+
+
+def weights_available(model_name: str, pretrained: str | None) -> bool:
+    """Whether the weights are on this machine already (a file, or the hub cache): never downloads."""
+    if pretrained is None:
+        return False
+    if Path(pretrained).is_file():
+        return True
+    try:
+        import open_clip
+        from huggingface_hub import try_to_load_from_cache
+
+        repo = (open_clip.get_pretrained_cfg(model_name, pretrained) or {}).get("hf_hub", "").rstrip("/")
+        return bool(repo) and any(isinstance(try_to_load_from_cache(repo, f), str) for f in _WEIGHT_FILES)
+    except Exception:  # a broken cache means "not available", never a crash
+        return False
+
+
+def _has_tensor(model: Any, attr: str) -> bool:
+    return isinstance(getattr(model, attr, None), torch.Tensor)
+
+
+def _probe_dim(model: Any, input_size: int) -> int:
+    with torch.inference_mode():
+        return int(model.encode_image(torch.zeros(1, 3, input_size, input_size)).shape[-1])
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,61 @@
+"""Find the image files under a library folder, naming what is skipped and why.
+
+Symlinked files are followed only when they land inside the folder (a link to /etc/shadow named
+cat.jpg must not be indexed); symlinked folders are never entered (loops, escapes).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    rel: str  # '/'-separated path relative to the library folder: the key in the database
+    path: Path  # absolute
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def scan_folder(root: Path) -> tuple[list[FileEntry], list[Skipped]]:
+    root = root.resolve()
+    found: list[FileEntry] = []
+    skipped: list[Skipped] = []
+
+    def on_error(exc: OSError) -> None:
+        skipped.append(Skipped(str(exc.filename), f"cannot read folder ({exc.strerror or exc})"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
+        # Hidden folders hold caches and VCS data, not a writer's pictures.
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                target = path.resolve()
+                if not target.is_relative_to(root):
+                    skipped.append(Skipped(str(path), "symlink points outside the library folder"))
+                    continue
+            try:
+                st = path.stat()
+            except OSError as exc:
+                skipped.append(Skipped(str(path), f"cannot read file ({exc.strerror or exc})"))
+                continue
+            if not os.path.isfile(path):
+                continue
+            found.append(FileEntry(rel=rel, path=path, size=st.st_size, mtime_ns=st.st_mtime_ns))
+    return found, skipped

@@ -1,0 +1,67 @@
+"""`python -m composer index|search`: the run functions behind the argparse wiring."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import argparse
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from composer.retrieval.cli import add_index_parser, add_search_parser
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_index_parser(sub)
+    add_search_parser(sub)
+    return parser.parse_args(argv)
+
+
+def run(argv: list[str]) -> tuple[int, str, str]:
+    args = parse(argv)
+    out, err = io.StringIO(), io.StringIO()
+    return args.run(args, out=out, err=err), out.getvalue(), err.getvalue()
+
+
+def make_folder(root: Path) -> Path:
+    for i in range(4):
+        rng = np.random.default_rng(i)
+        Image.fromarray(rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)).save(root / f"pic{i}.png")
+    (root / "broken.jpg").write_bytes(b"nope")
+    return root
+
+
+def test_index_then_search(tmp_path, tiny_clip_spec):
+    folder = make_folder(tmp_path)
+    code, out, err = run(["index", str(folder), "--encoder", tiny_clip_spec])
+    assert code == 0
+    assert "added 4, updated 0, removed 0, skipped 1" in out
+    assert "broken.jpg" in err
+    code, out, _ = run(["search", "a cat", "--library", str(folder), "-k", "2"])
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 2
+    path, score = lines[0].split("\t")
+    assert Path(path).parent == folder and -1.0 <= float(score) <= 1.0
+
+
+def test_index_of_a_missing_folder_is_one_line_and_exit_2(tmp_path):
+    code, out, err = run(["index", str(tmp_path / "missing")])
+    assert code == 2 and out == ""
+    assert err.strip() == f"error: {tmp_path / 'missing'}: no such folder"
+
+
+def test_search_before_index_and_with_another_encoder_exit_2(tmp_path, tiny_clip_spec):
+    folder = make_folder(tmp_path)
+    code, _, err = run(["search", "a cat", "--library", str(folder)])
+    assert code == 2 and "no library yet" in err and len(err.strip().splitlines()) == 1
+    assert run(["index", str(folder), "--encoder", tiny_clip_spec])[0] == 0
+    code, _, err = run(["search", "a cat", "--library", str(folder), "--encoder", "embedded"])
+    assert code == 2 and "was indexed with open_clip:composer-tiny-clip:none" in err
+    assert len(err.strip().splitlines()) == 1
