@@ -266,6 +266,8 @@ class InternLM2Model(nn.Module):
             is_causal = True
 
         cos, sin = self.rotary(positions, past + T, inputs_embeds.dtype)
+        if im_mask is not None:
+            im_mask = im_mask.reshape(-1).nonzero().squeeze(1)  # once here, not in every PLoRA layer
         x = inputs_embeds
         for layer in self.layers:
             x = layer(x, cos, sin, mask, is_causal, cache, im_mask)

@@ -45,18 +45,20 @@ class PLoRALinear(nn.Module):
         nn.init.zeros_(self.Plora_B.weight)
 
     def forward(self, x: torch.Tensor, im_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """`x` is (..., in_features); `im_mask` is a bool tensor of x's leading shape, or None for
-        "no image tokens" (the caller decides once per forward, avoiding a device sync per layer)."""
+        """`x` is (..., in_features). `im_mask` marks image tokens: a bool tensor of x's leading
+        shape, or the flat indices of its true entries (the decoder computes them once per forward,
+        saving a device sync in each of its PLoRA layers), or None for "no image tokens"."""
         out = F.linear(x, self.weight, self.bias)
         if im_mask is None:
             return out
+        index = im_mask.reshape(-1).nonzero().squeeze(1) if im_mask.dtype == torch.bool else im_mask
         # Only the image rows go through the low-rank branch: image tokens are a minority of a
         # composition prompt, and text rows must stay bit-identical to the base layer.
-        rows = x[im_mask]
+        rows = x.reshape(-1, self.in_features).index_select(0, index)
         delta = self.Plora_B(self.Plora_A(rows)) * self.scale
-        out = out.clone() if out.requires_grad else out
-        out[im_mask] = out[im_mask] + delta.to(out.dtype)
-        return out
+        flat = out.reshape(-1, self.out_features)
+        flat = flat.index_add(0, index, delta.to(out.dtype))
+        return flat.view(out.shape)
 
     def merged_weight(self) -> torch.Tensor:
         """W0 + scale·B·A: the weight that image tokens effectively see."""
