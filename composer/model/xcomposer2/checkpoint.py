@@ -110,7 +110,10 @@ def iter_tensors(files: list[Path], fmt: str) -> Iterator[tuple[str, torch.Tenso
                 for key in f.keys():
                     yield key, f.get_tensor(key)
         else:
-            state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+            try:  # mmap keeps a shard out of RAM until its tensors are used
+                state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+            except RuntimeError:  # legacy (non-zip) .bin files cannot be mapped
+                state = torch.load(path, map_location="cpu", weights_only=True)
             for key in list(state):
                 yield key, state.pop(key)
             del state

@@ -165,7 +165,7 @@ def tiny_config(vocab_size: int = 400, image_size: int = 28) -> XComposer2Config
             num_heads=4,
             num_kv_heads=2,
             rope_theta=10000.0,
-            max_position_embeddings=512,
+            max_position_embeddings=4096,
             plora_rank=8,
             plora_alpha=16.0,
         ),
