@@ -207,7 +207,16 @@ class DecoderLayer(nn.Module):
         self.ffn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.feed_forward = FeedForward(cfg)
 
-    def forward(self, x, cos, sin, mask, is_causal, cache, im_mask):  # type: ignore[no-untyped-def]
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        is_causal: bool,
+        cache: KVCache | None,
+        im_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
         x = x + self.attention(self.attention_norm(x), cos, sin, mask, is_causal, cache, im_mask)
         return x + self.feed_forward(self.ffn_norm(x), im_mask)
 
