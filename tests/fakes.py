@@ -1,35 +1,49 @@
-"""A scripted ChatModel for planner tests: answers are chosen by what the prompt asks."""
+"""A scripted ChatModel for planner tests: answers are chosen by what the prompt asks, in
+either dialect, so the planner's logic is tested against every answer format."""
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence, Union
 
 from composer.model.base import Prompt, Sampling, TokenUsage
 
-Script = Callable[[Prompt], str]
+Answer = Union[str, Callable[[Prompt], str]]
+
+# What each step's prompt contains, per dialect.
+MARKERS = {
+    "generic": {"write": "Write an article titled", "place": "Answer with the paragraph numbers",
+                "caption": "caption of a photograph", "edit": "Answer with the new paragraph only",
+                "choose": "Which picture best fits"},
+    "xcomposer": {"write": "根据以下标题", "place": "选择适合插入图像", "caption": "给出适合在",
+                  "edit": ("改写以下段落", "扩写以下段落", "缩写以下段落", "在以下两段中插入一段"),
+                  "choose": "根据给定上下文和候选图像"},
+}
 
 
 class ScriptedModel:
     name = "fake:scripted"
-    dialect = "generic"
     sees_images = False
 
-    def __init__(self, article: str, place: str = "", caption: str | Script = "A photo",
-                 choose_scores: Callable[[Prompt, Sequence[str]], list[float]] | None = None):
-        self.article, self.place_answer, self.caption_answer = article, place, caption
+    def __init__(self, article: str, place: Answer = "", caption: Answer = "A photo", edit: Answer = "New text.",
+                 choose_scores: Callable[[Prompt, Sequence[str]], list[float]] | None = None,
+                 dialect: str = "generic", sees_images: bool = False):
+        self.answers = {"write": article, "place": place, "caption": caption, "edit": edit}
         self.choose_scores = choose_scores
+        self.dialect = dialect
+        self.sees_images = sees_images
         self.prompts: list[Prompt] = []
         self.usage = TokenUsage()
 
+    def step_of(self, prompt: Prompt) -> str:
+        text = "".join(t.text for t in prompt.turns)
+        for step, marker in MARKERS[self.dialect].items():
+            if any(m in text for m in ((marker,) if isinstance(marker, str) else marker)):
+                return step
+        raise AssertionError(f"unexpected prompt: {text[:80]!r}")
+
     def _answer(self, prompt: Prompt) -> str:
         self.prompts.append(prompt)
-        text = prompt.turns[-1].text
-        if text.startswith("Write an article"):
-            return self.article
-        if "paragraph numbers" in text.lower():
-            return self.place_answer
-        if "photograph that would illustrate" in text:
-            return self.caption_answer(prompt) if callable(self.caption_answer) else self.caption_answer
-        raise AssertionError(f"unexpected prompt: {text[:80]!r}")
+        answer = self.answers[self.step_of(prompt)]
+        return answer(prompt) if callable(answer) else answer
 
     def stream(self, prompt: Prompt, sampling: Sampling) -> Iterator[str]:
         answer = self._answer(prompt)

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+from PIL import Image
 
 from composer.article import Article, Candidate, Figure, Paragraph
-from composer.images import LoadedImage
+from composer.images import LoadedImage, load_image
 from composer.model.base import ChatModel
 from composer.planner.caption import caption_from_paragraph, parse_caption
 from composer.planner.events import Event
@@ -90,7 +91,12 @@ def compose(
     captions: list[str] = []
     if slots:
         yield Event("stage", {"stage": "caption"})
-        for slot, answer in zip(slots, _caption_answers(model, prompts, paragraphs, slots, seed)):
+        language = caption_language(request.language, encoder)
+        if language != request.language:
+            yield Event("warning", {"message": f"captions are written in English so that the encoder "
+                                               f"{getattr(encoder, 'name', '')} can match them; use a "
+                                               "multilingual encoder for Chinese captions"})
+        for slot, answer in zip(slots, _caption_answers(model, prompts, paragraphs, slots, language, seed)):
             caption = parse_caption(answer, prompts.caption_quote)
             if caption is None:
                 caption = caption_from_paragraph(paragraphs[slot].text)
@@ -108,17 +114,18 @@ def compose(
                 if pick is not None:
                     figures[slot] = Figure(uploads[pick].ref, caption, caption, "upload")
         else:
-            used: list[str] = []
+            chosen: dict[int, Image.Image] = {}
             for slot, caption in zip(slots, captions):
-                fig = _pick_from_library(model, prompts, paragraphs, slot, caption, library, used)
-                if fig.image is not None:
-                    used.append(fig.image.sha256)
+                fig, image = _pick_from_library(model, prompts, paragraphs, slot, caption, library,
+                                                [f.image.sha256 for f in figures.values() if f.image], chosen)
+                if image is not None:
+                    chosen[slot] = image
                 figures[slot] = fig
         for slot in slots:
-            if slot in figures:
+            if slot in figures and figures[slot].image is not None:
                 yield Event("figure", {"slot": slot, "figure": figures[slot]})
             else:
-                yield Event("warning", {"message": f"no image left for the picture after paragraph {slot}"})
+                yield Event("warning", {"message": f"no image found for the picture after paragraph {slot + 1}"})
 
     blocks: list = []
     for i, p in enumerate(paragraphs):
@@ -137,59 +144,69 @@ def _seed(seed: int | None, step: int) -> int | None:
     return None if seed is None else seed * 1000 + step
 
 
-def _caption_answers(model: ChatModel, prompts, paragraphs, slots, seed) -> Iterator[str]:
+def caption_language(article_language: str, encoder: Any | None) -> str:
+    """Captions go to the encoder as queries: write them in a language it reads. Encoders say
+    which they read (`languages`); one that does not say is taken to read English only."""
+    if encoder is None:
+        return article_language
+    return article_language if article_language in getattr(encoder, "languages", ("en",)) else "en"
+
+
+def _caption_answers(model: ChatModel, prompts, paragraphs, slots, language, seed) -> Iterator[str]:
     sampling = short_sampling(_seed(seed, 2), max_new_tokens=40,
                               stop=("\n",) + ((prompts.caption_quote,) if prompts.caption_quote else ()))
-    if getattr(prompts, "chained_captions", False):
+    if prompts.chained_captions:
+        # Each caption prompt lists the captions before it, so they are asked one at a time.
         past: list[tuple[int, str]] = []
         for slot in slots:
-            answer = model.complete([prompts.caption(paragraphs, slot, past)], sampling)[0]
+            answer = model.complete([prompts.caption(paragraphs, slot, past, language)], sampling)[0]
             past.append((slot, parse_caption(answer, prompts.caption_quote) or caption_from_paragraph(paragraphs[slot].text)))
             yield answer
     else:
-        yield from model.complete([prompts.caption(paragraphs, slot) for slot in slots], sampling)
+        yield from model.complete([prompts.caption(paragraphs, slot, (), language) for slot in slots], sampling)
 
 
 def _assign_uploads(model, prompts, paragraphs, slots, captions, uploads, encoder) -> list[int | None]:
-    if encoder is not None:
+    if encoder is not None and not model.sees_images:
         text_vecs = encoder.encode_texts(list(captions))
         image_vecs = encoder.encode_images([u.image for u in uploads])
         return assign(np.asarray(text_vecs) @ np.asarray(image_vecs).T)
-    # No encoder: ask the model, slot by slot, among the images still free.
+    # The model chooses, slot by slot, among the images still free: by looking at them when it
+    # sees images (the reference protocol), else by their file names.
     used: set[int] = set()
+    chosen: dict[int, Image.Image] = {}
     scores_per_slot: list[list[float]] = []
     for slot, caption in zip(slots, captions):
         free = [i for i in range(len(uploads)) if i not in used]
-        if not free:
-            scores_per_slot.append([float("-inf")] * len(uploads))
-            continue
-        cp = prompts.choose(paragraphs[: slot + 1], slot, caption, [uploads[i].image for i in free],
-                            [Path(uploads[i].ref.path).stem for i in free], model.sees_images)
-        free_scores = model.choose(cp.prompt, list(cp.options))
         scores = [float("-inf")] * len(uploads)
-        for i, s in zip(free, free_scores):
-            scores[i] = s
-        best = max(free, key=lambda i: (scores[i], -i))
-        used.add(best)
+        if free:
+            cp = prompts.choose(paragraphs, slot, caption, [uploads[i].image for i in free],
+                                [Path(uploads[i].ref.path).stem for i in free], model.sees_images, chosen)
+            for i, s in zip(free, model.choose(cp.prompt, list(cp.options))):
+                scores[i] = s
+            best = max(free, key=lambda i: (scores[i], -i))
+            used.add(best)
+            chosen[slot] = uploads[best].image
         scores_per_slot.append(scores)
     return greedy_by_scores(scores_per_slot, len(uploads))
 
 
-def _pick_from_library(model, prompts, paragraphs, slot, caption, library, used) -> Figure:
-    found: list[Candidate] = library.candidates(caption, LIBRARY_TOP_K, exclude_hashes=used)
-    found = [c for c in found if c.image.sha256 not in used]
+def _pick_from_library(model, prompts, paragraphs, slot, caption, library, used, chosen):
+    """The best unused library match, or the model's choice among the top matches when it sees
+    images. Returns the figure (with its candidates kept for swapping) and the chosen image."""
+    found: list[Candidate] = [c for c in library.candidates(caption, LIBRARY_TOP_K, exclude_hashes=used)
+                              if c.image.sha256 not in used]
     if not found:
-        return Figure(None, caption, caption, "none")
-    best = 0
-    if model.sees_images and len(found) > 1:
-        from composer.images import load_image
-
+        return Figure(None, caption, caption, "none"), None
+    best, image = 0, None
+    if model.sees_images:
         imgs = [load_image(c.image.path).image for c in found]
-        cp = prompts.choose(paragraphs[: slot + 1], slot, caption, imgs,
-                            [Path(c.image.path).stem for c in found], True)
-        scores = model.choose(cp.prompt, list(cp.options))
-        best = max(range(len(found)), key=lambda i: (scores[i], -i))
-    return Figure(found[best].image, caption, caption, "library", tuple(found))
+        if len(found) > 1:
+            cp = prompts.choose(paragraphs, slot, caption, imgs, [Path(c.image.path).stem for c in found], True, chosen)
+            scores = model.choose(cp.prompt, list(cp.options))
+            best = max(range(len(found)), key=lambda i: (scores[i], -i))
+        image = imgs[best]
+    return Figure(found[best].image, caption, caption, "library", tuple(found)), image
 
 
 def _usage_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

@@ -13,7 +13,7 @@ from composer.article import Paragraph
 
 WORDS_PER_PICTURE = 120
 _SEG = re.compile(r"<\s*Seg\s*[_-]?\s*(\d+)\s*>", re.IGNORECASE)
-_NUMBER = re.compile(r"(?<![\d.])(\d{1,3})(?![\d.])")
+_NUMBER = re.compile(r"(?<![\d.])(\d{1,3})(?!\d|\.\d)")
 
 
 @dataclass(frozen=True)

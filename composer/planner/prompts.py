@@ -1,19 +1,25 @@
-"""Prompts for every planner step, one class per dialect.
+"""Prompts for every planner step and edit, one class per dialect, all in this one file.
 
-`generic`: English instructions for chat models (the embedded model, remote servers).
-The xcomposer dialect (the official Chinese prompts) plugs in beside it with the same methods.
+`generic`: English instructions for chat models (the embedded model, remote servers). Every
+prompt about an existing article starts with the same system turn and the same numbered
+article, so a backend with a KV cache runs that prefix once per article.
+
+`xcomposer`: the prompts InternLM-XComposer2 was trained on (REFERENCE.md, steps 1-6):
+Chinese instructions, `<Seg i>` tags (0-based, every block tagged), answer prefixes.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal, Mapping, Sequence
 
 from PIL import Image
 
 from composer.article import Paragraph
-from composer.model.base import Prompt, Sampling, Turn
+from composer.model.base import Part, Prompt, Sampling, Turn
 from composer.planner.request import ComposeRequest
 
+Language = Literal["en", "zh"]
+EditOp = Literal["rewrite", "expand", "shorten"]
 LANGUAGE_NAMES = {"en": "English", "zh": "Simplified Chinese"}
 OPTION_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -39,15 +45,33 @@ def write_sampling(request: ComposeRequest, seed: int | None) -> Sampling:
                     max_new_tokens=min(budget, 3000), seed=seed)
 
 
+def edit_sampling(words: int, seed: int | None) -> Sampling:
+    return Sampling(temperature=0.7, top_p=0.9, top_k=40, repetition_penalty=1.15,
+                    max_new_tokens=min(int(words * 2.2) + 48, 1500), seed=seed)
+
+
 def short_sampling(seed: int | None, max_new_tokens: int = 48, stop: tuple[str, ...] = ("\n",)) -> Sampling:
     return Sampling(temperature=0.3, top_p=0.9, top_k=20, repetition_penalty=1.1,
                     max_new_tokens=max_new_tokens, seed=seed, stop=stop)
 
 
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
+
+
+def _options(n: int) -> tuple[str, ...]:
+    if n > len(OPTION_LETTERS):
+        raise ValueError(f"at most {len(OPTION_LETTERS)} options, got {n}")
+    return tuple(OPTION_LETTERS[:n])
+
+
 class GenericPrompts:
     name = "generic"
     caption_quote: str | None = None
+    chained_captions = False
+    SYSTEM = "You are a careful writer and photo editor for a magazine."
 
+    # --- composition -----------------------------------------------------------------------
     def write(self, request: ComposeRequest, images: Sequence[Image.Image] = ()) -> Prompt:
         lines = [f'Write an article titled "{request.title}".']
         if request.outline:
@@ -59,57 +83,159 @@ class GenericPrompts:
             lines.append(f"Style: {request.style}.")
         lines.append(f"Length: about {request.length} words. Write in {LANGUAGE_NAMES[request.language]}.")
         lines.append("Write plain paragraphs separated by blank lines. Do not repeat the title.")
-        parts: list = list(images) + ["\n".join(lines)]
-        return Prompt.user(*parts, system="You are a careful writer of clear, factual magazine articles.")
+        return Prompt.user(*images, "\n".join(lines), system=self.SYSTEM)
+
+    def _article(self, paragraphs: Sequence[Paragraph]) -> tuple[str, tuple[int, ...]]:
+        """The shared prefix: text paragraphs numbered from 1, headings shown unnumbered."""
+        index_map: list[int] = []
+        lines = ["Article:"]
+        for i, p in enumerate(paragraphs):
+            if p.is_heading:
+                lines.append(f"## {p.text}")
+            else:
+                index_map.append(i)
+                lines.append(f"{len(index_map)}. {p.text}")
+        return "\n".join(lines) + "\n\n", tuple(index_map)
+
+    def _about_article(self, paragraphs: Sequence[Paragraph], task: str, answer_prefix: str = "") -> Prompt:
+        article, _ = self._article(paragraphs)
+        return Prompt.user(article + task, system=self.SYSTEM, answer_prefix=answer_prefix)
 
     def place(self, paragraphs: Sequence[Paragraph], count: int | Literal["auto"]) -> PlacePrompt:
-        index_map = tuple(i for i, p in enumerate(paragraphs) if not p.is_heading)
-        numbered = "\n".join(f"{n + 1}. {_clip(paragraphs[i].text, 200)}" for n, i in enumerate(index_map))
+        _, index_map = self._article(paragraphs)
         how_many = "a few paragraphs" if count == "auto" else f"exactly {count} paragraph{'s' if count != 1 else ''}"
-        text = (f"Here are the paragraphs of an article:\n{numbered}\n\n"
-                f"Choose {how_many} after which a photograph would help the reader. "
+        task = (f"Choose {how_many} after which a photograph would help the reader. "
                 "Answer with the paragraph numbers only, separated by commas.")
-        return PlacePrompt(Prompt.user(text, answer_prefix="Paragraph numbers:"), "one", index_map)
+        return PlacePrompt(self._about_article(paragraphs, task, "Paragraph numbers:"), "one", index_map)
 
-    def caption(self, paragraphs: Sequence[Paragraph], slot: int, past: Sequence[tuple[int, str]] = ()) -> Prompt:
-        # One worked example: small chat models otherwise answer with a paragraph, not a caption.
-        ask = "Describe in one short line (under 12 words) a photograph that would illustrate this paragraph."
-        return Prompt([
-            Turn("system", ["You write short, concrete photo captions."]),
-            Turn("user", [f'Paragraph: "{_CAPTION_EXAMPLE[0]}"\n{ask}']),
-            Turn("assistant", [_CAPTION_EXAMPLE[1]]),
-            Turn("user", [f'Paragraph: "{_clip(paragraphs[slot].text, 600)}"\n{ask}']),
-        ])
+    def caption(self, paragraphs: Sequence[Paragraph], slot: int, past: Sequence[tuple[int, str]] = (),
+                language: Language = "en") -> Prompt:
+        _, index_map = self._article(paragraphs)
+        n = index_map.index(slot) + 1
+        # The paragraph is quoted again after the shared article: small models lose track of
+        # which numbered paragraph is meant, and the repeat costs only the uncached tail.
+        task = (f'Paragraph {n}: "{_clip(paragraphs[slot].text, 400)}"\n'
+                f"Write the caption of a photograph to place after paragraph {n}: one short line, under 12 "
+                f"words, in {LANGUAGE_NAMES[language]}, saying what the photo shows.")
+        return self._about_article(paragraphs, task, "Caption:")
 
-    def choose(self, context: Sequence[Paragraph], slot: int, caption: str,
-               images: Sequence[Image.Image], names: Sequence[str], sees_images: bool) -> ChoicePrompt:
-        letters = OPTION_LETTERS[: len(names)]
+    def choose(self, paragraphs: Sequence[Paragraph], slot: int, caption: str, images: Sequence[Image.Image],
+               names: Sequence[str], sees_images: bool, chosen: Mapping[int, Image.Image] = {}) -> ChoicePrompt:
+        letters = _options(len(names))
+        _, index_map = self._article(paragraphs)
+        n = index_map.index(slot) + 1 if slot in index_map else slot + 1
+        ask = f'Which picture best fits after paragraph {n}, with the caption "{caption}"?\n'
         if sees_images:
-            parts: list = [f'Which picture best fits this caption: "{caption}"?\n']
+            article, _ = self._article(paragraphs)
+            parts: list[Part] = [article + ask]
             for letter, img in zip(letters, images):
                 parts += [f"{letter}. ", img, "\n"]
+            parts.append("Answer with the letter.")
+            prompt = Prompt.user(*parts, system=self.SYSTEM, answer_prefix="The best picture is")
         else:
             listing = "\n".join(f"{letter}. {name}" for letter, name in zip(letters, names))
-            parts = [f'Which picture file best fits this caption: "{caption}"?\n{listing}\n'
-                     "Answer with the letter."]
-        return ChoicePrompt(Prompt.user(*parts, answer_prefix="The best picture is"),
-                            tuple(f" {letter}" for letter in letters))
+            prompt = self._about_article(paragraphs, f"{ask}{listing}\nAnswer with the letter.", "The best picture is")
+        return ChoicePrompt(prompt, tuple(f" {letter}" for letter in letters))
+
+    # --- editing ---------------------------------------------------------------------------
+    def edit(self, op: EditOp, paragraph: str, materials: str = "", instruction: str = "",
+             language: Language = "en") -> Prompt:
+        what = {"rewrite": "Rewrite this paragraph in better words, keeping its facts",
+                "expand": "Expand this paragraph with more detail",
+                "shorten": "Shorten this paragraph to about half its length, keeping the key facts"}[op]
+        lines = [f'{what}:\n"{paragraph}"']
+        if materials:
+            lines.append(f"Use these notes:\n{materials}")
+        if instruction:
+            lines.append(f"Instruction: {instruction}")
+        lines.append(f"Write in {LANGUAGE_NAMES[language]}. Answer with the new paragraph only.")
+        return Prompt.user("\n".join(lines), system=self.SYSTEM)
+
+    def insert(self, before: str, after: str, outline: str, language: Language = "en") -> Prompt:
+        text = (f'Write one new paragraph to go between these two.\nFirst: "{before}"\nSecond: "{after}"\n'
+                f"The new paragraph is about: {outline}\n"
+                f"Write in {LANGUAGE_NAMES[language]}. Answer with the new paragraph only.")
+        return Prompt.user(text, system=self.SYSTEM)
 
 
-_CAPTION_EXAMPLE = (
-    "The harbour wakes early: fishing boats unload crates of sardines while gulls circle overhead.",
-    "Fishing boats unloading sardines in a busy harbour at dawn",
-)
+class XComposerPrompts:
+    """The official composition protocol. The instructions stay in Chinese as trained; an
+    English article is asked for by one added sentence (请用英文写作) rather than by rewording."""
+
+    name = "xcomposer"
+    caption_quote = '"'
+    chained_captions = True
+    ENGLISH = "请用英文写作。"
+
+    def write(self, request: ComposeRequest, images: Sequence[Image.Image] = ()) -> Prompt:
+        text = f"根据以下标题：“{request.title}”，创作长文章，字数不少于{request.length}字。"
+        if request.outline:
+            text += "文章大纲：\n" + "\n".join(f"{i + 1}. {o}" for i, o in enumerate(request.outline)) + "\n"
+        if request.materials:
+            text += f"请结合以下文本素材：\n“{request.materials}”\n"
+        if request.style:
+            text += f"写作风格：{request.style}。"
+        if request.language == "en":
+            text += self.ENGLISH
+        parts: list[Part] = []
+        for img in images:
+            parts += [img, " "]
+        return Prompt.user(*parts, text)
+
+    @staticmethod
+    def _tagged(paragraphs: Sequence[Paragraph]) -> str:
+        return "".join(f"<Seg{i}> {p.text}\n" for i, p in enumerate(paragraphs))
+
+    def place(self, paragraphs: Sequence[Paragraph], count: int | Literal["auto"]) -> PlacePrompt:
+        n = "" if count == "auto" else str(count)
+        text = f'给定文章"{self._tagged(paragraphs)}" 根据上述文章，选择适合插入图像的{n}行'
+        return PlacePrompt(Prompt.user(text, answer_prefix="适合插入图像的行是"), "seg0", None)
+
+    def caption(self, paragraphs: Sequence[Paragraph], slot: int, past: Sequence[tuple[int, str]] = (),
+                language: Language = "en") -> Prompt:
+        ctx = self._tagged(paragraphs[: slot + 1])
+        earlier = "".join(f'现在<Seg{k}>后插入图像对应的标题是"{cap}"，' for k, cap in past)
+        # Captions in the encoder's language: English unless the article (and encoder) is Chinese.
+        title = "英文标题" if language == "en" else "标题"
+        text = f'给定文章"{ctx}" {earlier}给出适合在<Seg{slot}>后插入的图像对应的{title}。'
+        return Prompt.user(text, answer_prefix='标题是"')
+
+    def choose(self, paragraphs: Sequence[Paragraph], slot: int, caption: str, images: Sequence[Image.Image],
+               names: Sequence[str], sees_images: bool, chosen: Mapping[int, Image.Image] = {}) -> ChoicePrompt:
+        letters = _options(len(images) if sees_images else len(names))
+        parts: list[Part] = ["根据给定上下文和候选图像，选择合适的配图："]
+        for i, p in enumerate(paragraphs[: slot + 1]):
+            parts.append(p.text + "\n")
+            if i in chosen:
+                parts += [chosen[i], "\n"]
+        parts.append("候选图像包括: ")
+        for letter, item in zip(letters, images if sees_images else names):
+            parts += [f"{letter}.", item, "\n"]
+        return ChoicePrompt(Prompt.user(*parts, answer_prefix="最合适的图是"), letters)
+
+    def edit(self, op: EditOp, paragraph: str, materials: str = "", instruction: str = "",
+             language: Language = "en") -> Prompt:
+        verb = {"rewrite": "改写", "expand": "扩写", "shorten": "缩写"}[op]
+        text = f"{verb}以下段落：{paragraph}"
+        if materials and op != "shorten":
+            text += f"\n基于以下素材：{materials}"
+        if instruction:
+            text += f"\n要求：{instruction}"
+        if language == "en":
+            text += "\n" + self.ENGLISH
+        return Prompt.user(text)
+
+    def insert(self, before: str, after: str, outline: str, language: Language = "en") -> Prompt:
+        text = f"在以下两段中插入一段。\n第一段：{before}\n第二段：{after}\n插入段的大纲：{outline}"
+        if language == "en":
+            text += "\n" + self.ENGLISH
+        return Prompt.user(text)
 
 
-def _clip(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
+DIALECTS = {"generic": GenericPrompts, "xcomposer": XComposerPrompts}
 
 
-DIALECTS = {"generic": GenericPrompts}
-
-
-def prompts_for(dialect: str):
+def prompts_for(dialect: str) -> GenericPrompts | XComposerPrompts:
     try:
         return DIALECTS[dialect]()
     except KeyError:

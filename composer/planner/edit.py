@@ -1,0 +1,233 @@
+"""Editing an article, paragraph by paragraph: each operation takes an Article and gives a new one.
+
+Operations that ask the model (rewrite, expand, shorten, insert, add a picture) are generators
+of the same events as `compose` — text deltas as the model writes, then `done` with the new
+article — so the UI streams an edit like the first draft. The others return the new Article.
+A failed edit raises EditError and leaves the article as it was (articles are immutable).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Iterator, Literal, Sequence
+
+import numpy as np
+
+from composer.article import Article, Block, Candidate, Figure, Paragraph
+from composer.images import LoadedImage
+from composer.model.base import ChatModel
+from composer.planner.caption import caption_from_paragraph, parse_caption
+from composer.planner.events import Event
+from composer.planner.prompts import EditOp, edit_sampling, prompts_for, short_sampling
+from composer.planner.segment import segment
+from composer.planner.select import CandidateSource
+
+LIBRARY_TOP_K = 4
+_LABEL = re.compile(r"^\s*(new paragraph|paragraph|rewritten|改写后|扩写后|缩写后|新段落)\s*[:：]\s*", re.IGNORECASE)
+
+
+class EditError(ValueError):
+    """An edit the writer asked for cannot be done; the message says why."""
+
+
+# --- helpers ---------------------------------------------------------------------------------
+def _language(article: Article) -> str:
+    return (article.metadata.get("request") or {}).get("language", "en")
+
+
+def _paragraph_at(article: Article, index: int) -> Paragraph:
+    if not 0 <= index < len(article.blocks) or not isinstance(article.blocks[index], Paragraph):
+        raise EditError(f"block {index} is not a paragraph")
+    return article.blocks[index]
+
+
+def _figure_at(article: Article, index: int) -> Figure:
+    if not 0 <= index < len(article.blocks) or not isinstance(article.blocks[index], Figure):
+        raise EditError(f"block {index} is not a picture")
+    return article.blocks[index]
+
+
+def _splice(article: Article, start: int, stop: int, new: Sequence[Block]) -> Article:
+    blocks = list(article.blocks)
+    blocks[start:stop] = list(new)
+    return article.with_blocks(blocks)
+
+
+def _used_hashes(article: Article, skip: int | None = None) -> list[str]:
+    return [b.image.sha256 for i, b in enumerate(article.blocks)
+            if isinstance(b, Figure) and b.image is not None and i != skip]
+
+
+def _stream_paragraphs(model: ChatModel, prompt, sampling) -> Iterator[Event | list[Paragraph]]:
+    """Stream the model's text as events, then give the paragraphs it wrote (last item)."""
+    text = ""
+    for delta in model.stream(prompt, sampling):
+        text += delta
+        yield Event("text", {"delta": delta})
+    text = _LABEL.sub("", text.strip()).strip().strip('"“”')
+    yield [p if p.is_heading else Paragraph(p.text) for p in segment(text)]
+
+
+# --- text edits ------------------------------------------------------------------------------
+def edit_paragraph(article: Article, index: int, op: EditOp, model: ChatModel, *, instruction: str = "",
+                   materials: str = "", seed: int | None = None) -> Iterator[Event]:
+    old = _paragraph_at(article, index)
+    if old.is_heading:
+        raise EditError("headings are edited by hand, not rewritten by the model")
+    prompt = prompts_for(model.dialect).edit(op, old.text, materials, instruction, _language(article))
+    words = len(old.text.split()) or len(old.text) // 2
+    words = {"expand": words * 2, "shorten": max(words // 2, 20)}.get(op, words)
+    new: list[Paragraph] = []
+    for item in _stream_paragraphs(model, prompt, edit_sampling(words, seed)):
+        if isinstance(item, Event):
+            yield item
+        else:
+            new = item
+    if not any(not p.is_heading for p in new):
+        raise EditError("the model returned no usable text; the paragraph is unchanged")
+    yield Event("done", {"article": _splice(article, index, index + 1, new)})
+
+
+def rewrite(article: Article, index: int, model: ChatModel, **kw) -> Iterator[Event]:
+    return edit_paragraph(article, index, "rewrite", model, **kw)
+
+
+def expand(article: Article, index: int, model: ChatModel, **kw) -> Iterator[Event]:
+    return edit_paragraph(article, index, "expand", model, **kw)
+
+
+def shorten(article: Article, index: int, model: ChatModel, **kw) -> Iterator[Event]:
+    return edit_paragraph(article, index, "shorten", model, **kw)
+
+
+def insert_paragraph(article: Article, index: int, where: Literal["before", "after"], outline: str,
+                     model: ChatModel, *, seed: int | None = None) -> Iterator[Event]:
+    """A new paragraph before or after block `index`, written from `outline` and the text on
+    either side of it."""
+    if not outline or not outline.strip():
+        raise EditError("say what the new paragraph is about (its outline is empty)")
+    if not article.blocks:
+        at = 0
+    elif not 0 <= index < len(article.blocks):
+        raise EditError(f"no block {index} to insert {where}")
+    else:
+        at = index if where == "before" else index + 1
+        # A picture belongs to the paragraph above it: insert after the picture, not between.
+        while where == "after" and at < len(article.blocks) and isinstance(article.blocks[at], Figure):
+            at += 1
+    before = next((b.text for b in reversed(article.blocks[:at]) if isinstance(b, Paragraph)), "")
+    after = next((b.text for b in article.blocks[at:] if isinstance(b, Paragraph)), "")
+    prompt = prompts_for(model.dialect).insert(before, after, outline.strip(), _language(article))
+    new: list[Paragraph] = []
+    for item in _stream_paragraphs(model, prompt, edit_sampling(120, seed)):
+        if isinstance(item, Event):
+            yield item
+        else:
+            new = item
+    if not new:
+        raise EditError("the model returned no usable text; nothing was inserted")
+    yield Event("done", {"article": _splice(article, at, at, new)})
+
+
+def delete_block(article: Article, index: int) -> Article:
+    """Delete a paragraph or heading; a picture under it stays, under the paragraph above."""
+    _paragraph_at(article, index)
+    return _splice(article, index, index + 1, [])
+
+
+def update_text(article: Article, index: int, text: str) -> Article:
+    """The writer's own edit of a paragraph's text (empty text deletes it)."""
+    old = _paragraph_at(article, index)
+    if not text.strip():
+        return delete_block(article, index)
+    return _splice(article, index, index + 1, [replace(old, text=text.strip())])
+
+
+# --- picture edits ---------------------------------------------------------------------------
+def remove_figure(article: Article, index: int) -> Article:
+    _figure_at(article, index)
+    return _splice(article, index, index + 1, [])
+
+
+def swap_figure(article: Article, index: int, candidate: int) -> Article:
+    """Show another of the figure's candidates instead; never one already in the article."""
+    fig = _figure_at(article, index)
+    if not 0 <= candidate < len(fig.candidates):
+        raise EditError(f"the picture has {len(fig.candidates)} candidates, not {candidate + 1}")
+    ref = fig.candidates[candidate].image
+    if ref.sha256 in _used_hashes(article, skip=index):
+        raise EditError("that picture is already used elsewhere in the article")
+    return _splice(article, index, index + 1, [replace(fig, image=ref)])
+
+
+def search_figure(article: Article, index: int, caption: str, library: CandidateSource,
+                  k: int = LIBRARY_TOP_K) -> Article:
+    """Search the library with a new caption; the best match not used elsewhere fills the slot
+    and the matches become its candidates."""
+    fig = _figure_at(article, index)
+    if not caption.strip():
+        raise EditError("the search caption is empty")
+    found = library.candidates(caption.strip(), k, exclude_hashes=_used_hashes(article, skip=index))
+    if not found:
+        raise EditError(f"nothing in the library matches {caption.strip()!r}")
+    new = replace(fig, image=found[0].image, caption=caption.strip(), alt=caption.strip(),
+                  source="library", candidates=tuple(found))
+    return _splice(article, index, index + 1, [new])
+
+
+def set_caption(article: Article, index: int, caption: str) -> Article:
+    fig = _figure_at(article, index)
+    return _splice(article, index, index + 1, [replace(fig, caption=caption.strip(), alt=caption.strip())])
+
+
+def add_figure(article: Article, after: int, model: ChatModel, *, library: CandidateSource | None = None,
+               uploads: Sequence[LoadedImage] = (), encoder=None, caption: str | None = None,
+               seed: int | None = None) -> Iterator[Event]:
+    """A new picture after paragraph `after`: captioned by the model (unless a caption is given),
+    filled from the writer's unused uploads or from the library."""
+    para = _paragraph_at(article, after)
+    if para.is_heading:
+        raise EditError("pictures go after paragraphs, not headings")
+    if after + 1 < len(article.blocks) and isinstance(article.blocks[after + 1], Figure):
+        raise EditError("this paragraph already has a picture")
+    if library is None and not uploads:
+        raise EditError("no pictures to choose from: upload some or open a library")
+    if caption is None or not caption.strip():
+        prompts = prompts_for(model.dialect)
+        paragraphs = article.paragraphs
+        slot = sum(1 for b in article.blocks[: after + 1] if isinstance(b, Paragraph)) - 1
+        answer = model.complete([prompts.caption(paragraphs, slot, (), _language(article))],
+                                short_sampling(seed, 40, stop=("\n",) + ((prompts.caption_quote,) if prompts.caption_quote else ())))[0]
+        caption = parse_caption(answer, prompts.caption_quote)
+        if caption is None:
+            caption = caption_from_paragraph(para.text)
+            yield Event("fallback", {"step": "caption", "reason": f"unusable caption {answer[:60]!r}"})
+    caption = caption.strip()
+    yield Event("caption", {"slot": after, "caption": caption})
+    used = set(_used_hashes(article))
+    fig: Figure | None = None
+    free = [u for u in uploads if u.ref.sha256 not in used]
+    if free:
+        best = 0
+        if encoder is not None and len(free) > 1:
+            sims = np.asarray(encoder.encode_images([u.image for u in free])) @ np.asarray(encoder.encode_texts([caption]))[0]
+            best = int(np.argmax(sims))
+        fig = Figure(free[best].ref, caption, caption, "upload")
+    elif library is not None:
+        found = library.candidates(caption, LIBRARY_TOP_K, exclude_hashes=sorted(used))
+        if found:
+            fig = Figure(found[0].image, caption, caption, "library", tuple(found))
+    if fig is None:
+        raise EditError("no unused picture left to add")
+    yield Event("figure", {"slot": after, "figure": fig})
+    yield Event("done", {"article": _splice(article, after + 1, after + 1, [fig])})
+
+
+def run_edit(events: Iterator[Event]) -> Article:
+    """Drain an edit's events and return the new article (for callers that do not stream)."""
+    result = None
+    for event in events:
+        if event.kind == "done":
+            result = event.data["article"]
+    assert result is not None, "an edit ended without a done event"
+    return result
