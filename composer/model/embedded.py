@@ -39,7 +39,8 @@ class EmbeddedModel:
     sees_images = False
     small = True  # the planner warns that it writes poor Chinese
 
-    def __init__(self, model_path: str | Path | None = None, n_ctx: int = CONTEXT, n_threads: int | None = None):
+    def __init__(self, model_path: str | Path | None = None, n_ctx: int = CONTEXT, n_threads: int | None = None,
+                 reuse_prefix: bool = True):
         try:
             from llama_cpp import Llama
         except ImportError as exc:
@@ -48,6 +49,7 @@ class EmbeddedModel:
         self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count() or 1,
                          n_batch=512, logits_all=False, verbose=False)
         self.n_ctx = n_ctx
+        self.reuse_prefix = reuse_prefix  # off only to measure what reuse saves
         self.n_vocab = self.llm.n_vocab()
         self.usage = TokenUsage()
         self._cached: list[int] = []  # tokens whose keys/values are in the llama.cpp KV cache
@@ -77,7 +79,7 @@ class EmbeddedModel:
         if len(tokens) >= self.n_ctx:
             raise ModelError(f"prompt of {len(tokens)} tokens does not fit the {self.n_ctx}-token context")
         keep = 0
-        for a, b in zip(self._cached, tokens):
+        for a, b in zip(self._cached if self.reuse_prefix else (), tokens):
             if a != b:
                 break
             keep += 1

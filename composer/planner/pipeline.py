@@ -37,13 +37,24 @@ def compose(
     prompts = prompts_for(model.dialect)
     usage_before = model.usage.snapshot()
     fallbacks: list[dict[str, str]] = []
+    by_stage: dict[str, dict[str, int]] = {}
+    stage_start = [("write", usage_before)]
+
+    def stage(name: str) -> Event:
+        # Tokens are attributed to the stage that ran them, for the done event's breakdown.
+        prev_name, prev = stage_start[0]
+        now = model.usage.snapshot()
+        if prev_name != name:
+            by_stage[prev_name] = _usage_delta(prev, now)
+            stage_start[0] = (name, now)
+        return Event("stage", {"stage": name})
 
     def fallback(step: str, reason: str) -> Event:
         fallbacks.append({"step": step, "reason": reason})
         return Event("fallback", {"step": step, "reason": reason})
 
     # --- write ---------------------------------------------------------------------------
-    yield Event("stage", {"stage": "write"})
+    yield stage("write")
     if request.language == "zh" and model.dialect == "generic" and getattr(model, "small", False):
         yield Event("warning", {"message": f"{model.name} is a small English model; its Chinese will be poor"})
     images_in_prompt = [u.image for u in uploads] if model.sees_images else []
@@ -52,7 +63,7 @@ def compose(
         text += delta
         yield Event("text", {"delta": delta})
 
-    yield Event("stage", {"stage": "segment"})
+    yield stage("segment")
     paragraphs = segment(text, request.title)
     if not any(not p.is_heading for p in paragraphs):
         yield fallback("write", "the model wrote no usable text; the article holds the outline and materials")
@@ -78,7 +89,7 @@ def compose(
         if count != "auto" and count > available:
             yield Event("warning", {"message": f"asked for {count} pictures but only {available} images were given"})
             count = available
-        yield Event("stage", {"stage": "place"})
+        yield stage("place")
         pp = prompts.place(paragraphs, count)
         answer = model.complete([pp.prompt], short_sampling(_seed(seed, 1), max_new_tokens=32, stop=()))[0]
         placement = place(answer, paragraphs, count, pp.numbering, limit=available, index_map=pp.index_map)
@@ -90,7 +101,7 @@ def compose(
     # --- caption -------------------------------------------------------------------------
     captions: list[str] = []
     if slots:
-        yield Event("stage", {"stage": "caption"})
+        yield stage("caption")
         language = caption_language(request.language, encoder)
         if language != request.language:
             yield Event("warning", {"message": f"captions are written in English so that the encoder "
@@ -107,7 +118,7 @@ def compose(
     # --- select --------------------------------------------------------------------------
     figures: dict[int, Figure] = {}
     if slots:
-        yield Event("stage", {"stage": "select"})
+        yield stage("select")
         if uploads:
             picks = _assign_uploads(model, prompts, paragraphs, slots, captions, uploads, encoder)
             for slot, caption, pick in zip(slots, captions, picks):
@@ -132,7 +143,8 @@ def compose(
         blocks.append(p)
         if i in figures:
             blocks.append(figures[i])
-    usage = _usage_delta(usage_before, model.usage.snapshot())
+    stage("done")
+    usage = {**_usage_delta(usage_before, model.usage.snapshot()), "by_stage": by_stage}
     article = Article(request.title, tuple(blocks),
                       {**metadata, "fallbacks": fallbacks, "usage": usage,
                        "encoder": getattr(encoder, "name", None)})
