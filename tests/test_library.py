@@ -385,3 +385,20 @@ def test_hnsw_index_answers_like_the_exact_one():
     agree = sum(int(hnsw.search(vectors[i], 1)[1][0] == exact.search(vectors[i], 1)[1][0]) for i in range(0, 3000, 30))
     assert agree >= 95
     assert not hnsw.remove([10]) and exact.remove([10]) and len(exact) == 2999
+
+
+def test_library_switches_to_hnsw_past_the_threshold_and_still_removes(folder, tiny_clip, monkeypatch):
+    from composer.retrieval import index as index_mod
+
+    monkeypatch.setattr(index_mod, "HNSW_THRESHOLD", 4)
+    with ImageLibrary(folder, encoder=tiny_clip) as lib:
+        lib.sync()
+        assert lib._load_index().is_hnsw and len(lib._load_index()) == 6
+        gone = folder / "img2.jpg"
+        gone_vector = lib.encoder.encode_images([Image.open(gone).convert("RGB")])[0]
+        gone.unlink()
+        lib.sync()
+        assert lib.check() == [] and len(lib._load_index()) == 5
+        assert all(Path(ref.path).name != "img2.jpg" for ref, _ in lib.search(gone_vector, k=6))
+    with ImageLibrary(folder, encoder=tiny_clip) as lib:  # the saved file is the current one
+        assert VectorIndex.load(lib.index_path, tiny_clip.dim).ids().size == 5

@@ -111,3 +111,28 @@ def test_embedded_scores_a_matching_caption_above_a_wrong_one(embedded_encoder):
         for col in range(len(files)):
             if col != right:
                 assert scores[row, right] > scores[row, col], (caption, files[col])
+
+
+@pytest.mark.parametrize("size", [(500, 334), (334, 500), (301, 301), (640, 200), (100, 80)])
+def test_fast_preprocess_matches_torchvision(size):
+    import torchvision.transforms as T
+
+    from composer.retrieval.preprocess import CenterCropTransform
+
+    mean, std = (0.48, 0.46, 0.41), (0.27, 0.26, 0.28)
+    fast = CenterCropTransform(resize=256, crop=224, mean=mean, std=std, interpolation="bicubic")
+    reference = T.Compose(
+        [T.Resize(256, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(224), T.ToTensor(), T.Normalize(mean, std)]
+    )
+    image = Image.open(ASSETS / "coffee.jpg").convert("RGB").resize(size)
+    ours, theirs = fast(image), reference(image)
+    assert ours.shape == theirs.shape == (3, 224, 224) and ours.dtype == torch_float32()
+    # Same pixels up to two grey levels at a few crop-edge pixels (we resample only the crop box).
+    assert float((ours - theirs).abs().max()) <= 2.01 / 255 / min(std)
+    assert float((ours - theirs).abs().mean()) < 0.01  # a crop one pixel off gives ~0.13
+
+
+def torch_float32():
+    import torch
+
+    return torch.float32

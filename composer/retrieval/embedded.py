@@ -22,6 +22,7 @@ from PIL import Image
 
 from composer.retrieval.encoder import encode_images_via_pixels, l2_normalize
 from composer.retrieval.errors import LibraryError
+from composer.retrieval.preprocess import CenterCropTransform
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +62,7 @@ class EmbeddedEncoder:
                 f"the embedded encoder needs {exc.name}: pip install -r requirements.txt"
             ) from exc
         class_vectors = _class_vectors(sentences, names)
-        import torchvision.transforms as T
-
-        transform = T.Compose(
-            [
-                T.Resize(RESIZE, interpolation=T.InterpolationMode.BICUBIC),
-                T.CenterCrop(CROP),
-                T.ToTensor(),
-                T.Normalize(MEAN, STD),
-            ]
-        )
+        transform = CenterCropTransform(resize=RESIZE, crop=CROP, mean=MEAN, std=STD, interpolation="bicubic")
         return cls(
             name=RECIPE,
             spec="embedded",

@@ -138,7 +138,6 @@ class ImageLibrary:
             log.warning("skipped %s", s)
         with self._lock:
             self._adopt_encoder(enc)
-            index = self._load_index(enc)
             rows = self.store.images()
             known = self.store.vector_ids(enc.name)
             on_disk = {e.rel for e in entries}
@@ -146,7 +145,8 @@ class ImageLibrary:
             if removed:
                 self.store.remove_images(removed)
                 report.removed = len(removed)
-            self._drop_orphans(index)
+            self._drop_orphans(self._load_index(enc))
+            index = self._load_index(enc)  # rebuilt if HNSW had to drop vectors
 
         todo = []
         for e in entries:
@@ -173,6 +173,7 @@ class ImageLibrary:
                 progress(SyncProgress(done, len(todo), str(batch[-1].entry.path)))
         with self._lock:
             self._drop_orphans(index)
+            index = self._load_index(enc)
             if index.should_upgrade():
                 index = self._rebuild_index(enc)
             index.save(self.index_path)

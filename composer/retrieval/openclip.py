@@ -14,6 +14,7 @@ from PIL import Image
 
 from composer.retrieval.encoder import encode_images_via_pixels
 from composer.retrieval.errors import LibraryError
+from composer.retrieval.preprocess import RESAMPLE, CenterCropTransform
 
 RANDOM_WEIGHTS = "none"
 _WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -70,6 +71,7 @@ class OpenClipEncoder:
                 "pass a local weights file or use --encoder embedded"
             ) from exc
         model.eval()
+        transform = _fast_transform(model) or transform
         image_size = model.visual.image_size
         input_size = int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size)
         dim = int(model.text_projection.shape[1]) if _has_tensor(model, "text_projection") else _probe_dim(model, input_size)
@@ -114,6 +116,25 @@ def weights_available(model_name: str, pretrained: str | None) -> bool:
         return bool(repo) and any(isinstance(try_to_load_from_cache(repo, f), str) for f in _WEIGHT_FILES)
     except Exception:  # a broken cache means "not available", never a crash
         return False
+
+
+def _fast_transform(model: Any) -> CenterCropTransform | None:
+    """The same eval transform without torch ops, where the model's preprocessing is the common
+    resize-shortest + center-crop; None (keep open_clip's) for anything else."""
+    cfg = getattr(model.visual, "preprocess_cfg", None) or {}
+    size = cfg.get("size")
+    side = size if isinstance(size, int) else (size[0] if size and size[0] == size[1] else None)
+    if (
+        side is None
+        or cfg.get("resize_mode", "shortest") != "shortest"
+        or cfg.get("interpolation") not in RESAMPLE
+        or cfg.get("mode", "RGB") != "RGB"
+    ):
+        return None
+    return CenterCropTransform(
+        resize=int(side), crop=int(side), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
+        interpolation=cfg["interpolation"],
+    )
 
 
 def _has_tensor(model: Any, attr: str) -> bool:
