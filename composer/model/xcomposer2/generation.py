@@ -2,6 +2,10 @@
 
 `Generation` yields one token per active row per step; the caller may `finish(row)` a row early
 (a stop string in its text). Rows also finish on a stop id or at max_new_tokens.
+
+A single prompt may continue a given cache that already holds its first positions (a prefix kept
+from an earlier call): its PreparedInput then carries only the remaining positions, and its
+text_ids are still the whole prompt's (the repetition penalty's history).
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Iterator, Sequence
 import torch
 
 from composer.model.base import Sampling, TokenUsage
+from composer.model.xcomposer2.internlm2 import KVCache
 from composer.model.xcomposer2.model import XComposer2
 
 
@@ -90,9 +95,14 @@ class Generation:
         sampling: Sampling,
         stop_ids: Sequence[int],
         usage: TokenUsage,
+        cache: KVCache | None = None,
     ) -> None:
+        if cache is not None and (len(inputs) != 1 or cache.batch != 1):
+            raise ValueError("a given cache continues one prompt only")
         self.model = model
         self.inputs = list(inputs)
+        self.cache = cache
+        self.fed = 0  # generated tokens run through the model (all but the last, at most)
         self.sampling = sampling
         self.stop_ids = set(stop_ids)
         self.usage = usage
@@ -109,7 +119,11 @@ class Generation:
         model, B = self.model, len(self.inputs)
         max_new = self.sampling.max_new_tokens
         embeds, attn, im = left_pad(self.inputs)
-        cache = model.new_cache(B, embeds.shape[1] + max_new)
+        if self.cache is None:
+            self.cache = model.new_cache(B, embeds.shape[1] + max_new)
+        else:
+            self.cache.reserve(embeds.shape[1] + max_new)
+        cache = self.cache
         sampler = Sampler(self.sampling, B, model.config.decoder.vocab_size, model.device)
         for row, p in enumerate(self.inputs):
             sampler.remember(row, p.text_ids)
@@ -140,4 +154,5 @@ class Generation:
             # Finished rows still ride along in the batch (cheaper than reshaping the cache); their
             # tokens are ignored.
             hidden = model(model.model.tok_embeddings(next_ids[:, None]), cache=cache)
+            self.fed += 1
             logits = model.logits(hidden[:, -1])

@@ -135,14 +135,34 @@ class KVCache:
         self.next_position += new_valid.sum(dim=1)
         self.length = end
 
-    def expand(self, batch: int) -> "KVCache":
-        """A copy of a batch-1 cache repeated `batch` times (one shared prefix, many continuations)."""
+    def crop(self, length: int) -> None:
+        """Forget every position from `length` on (a kept prefix is reused by the next prompt). The
+        buffers keep their capacity; later writes overwrite the forgotten positions."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"crop({length}) on a cache of {self.length} positions")
+        self.valid[:, length:] = False
+        self.next_position = self.valid[:, :length].sum(dim=1)
+        self.length = length
+
+    def expand(self, batch: int, extra: int = 0) -> "KVCache":
+        """A copy of a batch-1 cache repeated `batch` times (one shared prefix, many continuations),
+        with room for `extra` more positions. Only the cached positions are copied, not the spare
+        capacity."""
         if self.batch != 1:
             raise ValueError("expand() takes a cache of batch size 1")
+        n = self.length
+        cap = max(n + extra, 1)
+
+        def copy(t: torch.Tensor) -> torch.Tensor:  # (1, heads, cap, head_dim) -> (batch, heads, cap', head_dim)
+            out = t.new_empty((batch,) + t.shape[1:2] + (cap,) + t.shape[3:])
+            out[:, :, :n] = t[:, :, :n]
+            return out
+
         out = KVCache.__new__(KVCache)
-        out.keys = [k.expand(batch, -1, -1, -1).clone() for k in self.keys]
-        out.values = [v.expand(batch, -1, -1, -1).clone() for v in self.values]
-        out.valid = self.valid.expand(batch, -1).clone()
+        out.keys = [copy(k) for k in self.keys]
+        out.values = [copy(v) for v in self.values]
+        out.valid = self.valid.new_zeros(batch, cap)
+        out.valid[:, :n] = self.valid[:, :n]
         out.next_position = self.next_position.expand(batch).clone()
         out.length = self.length
         out.has_padding = self.has_padding

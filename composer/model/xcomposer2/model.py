@@ -74,20 +74,39 @@ class XComposer2(nn.Module):
         out = self.output(hidden)
         return out.to(torch.promote_types(out.dtype, torch.float32))
 
-    def embed(self, prompt: TokenizedPrompt) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed(self, prompt: TokenizedPrompt, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Splice projected images between the text embeddings: (T, hidden) embeds and a (T,)
-        bool im_mask that is True exactly on image positions."""
+        bool im_mask that is True exactly on image positions. With `start`, only positions from
+        `start` on (the rest of a prompt whose prefix is cached); images wholly before it are not
+        encoded at all."""
         device = self.device
-        image_embeds = self.encode_images(prompt.images) if prompt.images else None
-        parts, mask = [], []
+        n_img = self.config.vision.tokens_per_image
+        offsets, pos = [], 0
         for i, run in enumerate(prompt.runs):
-            if run:
-                ids = torch.tensor(run, dtype=torch.long, device=device)
+            pos += len(run)
+            if i < len(prompt.images):
+                offsets.append(pos)
+                pos += n_img
+        if not 0 <= start < max(pos, 1):
+            raise ValueError(f"embed(start={start}) on a prompt of {pos} positions")
+        wanted = [i for i, off in enumerate(offsets) if off + n_img > start]
+        encoded = self.encode_images([prompt.images[i] for i in wanted]) if wanted else None
+        image_embeds = {i: encoded[j] for j, i in enumerate(wanted)} if encoded is not None else {}
+        parts, mask = [], []
+        pos = 0
+        for i, run in enumerate(prompt.runs):
+            skip = max(0, start - pos)
+            if skip < len(run):
+                ids = torch.tensor(run[skip:], dtype=torch.long, device=device)
                 parts.append(self.model.tok_embeddings(ids))
-                mask.append(torch.zeros(len(run), dtype=torch.bool, device=device))
-            if image_embeds is not None and i < len(image_embeds):
-                parts.append(image_embeds[i])
-                mask.append(torch.ones(image_embeds.shape[1], dtype=torch.bool, device=device))
+                mask.append(torch.zeros(len(ids), dtype=torch.bool, device=device))
+            pos += len(run)
+            if i in image_embeds:
+                skip = max(0, start - pos)
+                parts.append(image_embeds[i][skip:])
+                mask.append(torch.ones(n_img - skip, dtype=torch.bool, device=device))
+            if i < len(prompt.images):
+                pos += n_img
         return torch.cat(parts), torch.cat(mask)
 
     def forward(
