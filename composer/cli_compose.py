@@ -59,8 +59,24 @@ def run_compose(args: argparse.Namespace) -> int:
     if args.library:
         library = _open_library(args.library, encoder, say)
 
+    try:
+        article = _run(compose(request, model, encoder, library, uploads=uploads, seed=args.seed), say)
+    except ModelError as exc:  # out of memory, prompt too long, a server that died: nothing written
+        raise UsageError(f"model {model.name}: {exc}") from exc
+    try:
+        paths = write_bundle(article, args.out)
+    except (ImageError, FileExistsError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+    for key in ("html", "markdown", "json", "zip"):
+        if key in paths:
+            print(paths[key])
+    return 0
+
+
+def _run(events, say):
+    """Print the events as progress; return the finished article."""
     article = None
-    for event in compose(request, model, encoder, library, uploads=uploads, seed=args.seed):
+    for event in events:
         if event.kind == "text":
             say("text", event.data["delta"])
         elif event.kind == "stage":
@@ -80,22 +96,17 @@ def run_compose(args: argparse.Namespace) -> int:
             usage = event.data["usage"]
             say("stage", f"done: {usage['prefill']} prompt + {usage['decode']} generated tokens")
     assert article is not None, "compose ended without a done event"
-    try:
-        paths = write_bundle(article, args.out)
-    except ImageError as exc:
-        raise UsageError(str(exc)) from exc
-    for key in ("html", "md", "json", "zip"):
-        if key in paths:
-            print(paths[key])
-    return 0
+    return article
 
 
 def _check_out_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a folder")
-    parent = out.resolve().parent
-    if not parent.is_dir():
-        raise UsageError(f"{out}: parent folder {parent} does not exist")
+    """Refuse an unusable output folder before minutes of composing, not after."""
+    from composer.export import check_replaceable
+
+    try:
+        check_replaceable(out.absolute())
+    except FileExistsError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _open_library(folder: str, encoder, say):

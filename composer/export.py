@@ -287,7 +287,7 @@ def _write_zip(staging: Path, images: dict[int, ExportedImage]) -> Path:
     return zip_path
 
 
-def _check_replaceable(out_dir: Path) -> None:
+def check_replaceable(out_dir: Path) -> None:
     """Only an empty folder or an earlier bundle may be replaced: never the user's other files."""
     if not out_dir.exists() and not out_dir.is_symlink():
         return
@@ -325,7 +325,7 @@ def write_bundle(article: Article, out_dir: str | Path) -> dict[str, Path]:
     end; on any failure (an ImageError naming a bad file, a full disk) out_dir is untouched.
     """
     out_dir = Path(out_dir).absolute()
-    _check_replaceable(out_dir)
+    check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     images = _export_images(article)  # fail on a bad image before touching the disk
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))

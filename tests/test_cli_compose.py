@@ -88,3 +88,12 @@ def test_end_to_end_with_two_photos(tmp_path):
     assert md.count("![") == 2
     html = (out / "article.html").read_text()
     assert html.count("data:image/jpeg;base64,") == 2 and "<script" not in html.lower()
+
+
+def test_output_folder_with_other_files_is_refused_before_composing(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    r = composer("compose", "--request", EXAMPLE, "--out", out)
+    assert r.returncode == 2 and "notes.txt" in r.stderr and "==> write" not in r.stderr
+    assert (out / "notes.txt").read_text() == "mine"

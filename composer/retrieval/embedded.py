@@ -50,6 +50,7 @@ class EmbeddedEncoder:
     sentences: Any
     class_vectors: np.ndarray  # [1000, dim], L2-normalised sentence embeddings of class names
     transform: Any
+    languages: tuple[str, ...] = ("en",)  # all-MiniLM-L6-v2 reads English only
 
     @classmethod
     def load(cls) -> "EmbeddedEncoder":

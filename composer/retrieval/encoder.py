@@ -25,6 +25,7 @@ class ImageTextEncoder(Protocol):
     spec: str  # how to build this encoder again (load_encoder(spec))
     dim: int
     decode_size: int  # shortest side preprocess needs; JPEG decoding drafts down to it
+    languages: tuple[str, ...]  # caption languages its text tower reads ("en", "zh"); the planner writes captions in one of them
 
     def preprocess(self, image: Image.Image) -> torch.Tensor: ...
 

@@ -31,6 +31,7 @@ class OpenClipEncoder:
     model: Any
     tokenizer: Callable[[Sequence[str]], torch.Tensor]
     transform: Callable[[Image.Image], torch.Tensor]
+    languages: tuple[str, ...] = ("en",)
 
     @classmethod
     def load(cls, model_name: str, pretrained: str | None = None) -> "OpenClipEncoder":
@@ -76,6 +77,8 @@ class OpenClipEncoder:
         input_size = int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size)
         dim = int(model.text_projection.shape[1]) if _has_tensor(model, "text_projection") else _probe_dim(model, input_size)
         return cls(
+            # The xlm-roberta text towers were trained on multilingual captions (LAION-5B).
+            languages=("en", "zh") if "xlm-roberta" in model_name else ("en",),
             name=f"open_clip:{model_name}:{name_tag}",
             spec=f"open_clip:{model_name}:{spec_tag}",
             dim=dim,
