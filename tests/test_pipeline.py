@@ -130,4 +130,58 @@ def test_library_fills_slots_without_reuse_and_keeps_candidates():
     shas = [f.image.sha256 for f in article.figures]
     assert len(shas) == 3 == len(set(shas))
     assert all(f.source == "library" and f.candidates for f in article.figures)
+    assert all(f.image in [c.image for c in f.candidates] for f in article.figures)
+
+
+def test_library_assignment_is_global_not_first_come():
+    from composer.article import Candidate
+
+    a, b = upload("red", "a.png").ref, upload("blue", "b.png").ref
+
+    class Library:
+        table = {"first": [(a, 0.9), (b, 0.8)], "second": [(a, 0.85), (b, 0.1)]}
+
+        def candidates(self, caption, k, exclude_hashes=()):
+            return [Candidate(r, s) for r, s in self.table[caption] if r.sha256 not in exclude_hashes][:k]
+
+    captions = iter(["first", "second"])
+    model = ScriptedModel(ARTICLE, place="1, 3", caption=lambda p: next(captions))
+    _, article = run(model, ComposeRequest("A café", image_count=2), library=Library())
+    # slot by slot, "first" would take a (0.9) and leave "second" with b (0.1): total 1.0 < 1.65
+    assert [f.image for f in article.figures] == [b, a]
+
+
+def test_a_model_that_sees_images_chooses_library_pictures_and_never_reuses(tmp_path):
+    from composer.images import load_image
+
+    for c in ("red", "green", "blue"):
+        Image.new("RGB", (8, 8), c).save(tmp_path / f"{c}.png")
+    refs = [load_image(tmp_path / f"{c}.png").ref for c in ("red", "green", "blue", "missing")[:3]]
+    refs.append(upload("white", str(tmp_path / "gone.png")).ref)  # indexed, then deleted
+    lib = FakeLibrary(refs)
+    model = ScriptedModel(ARTICLE, place="1, 3, 4", sees_images=True,
+                          choose_scores=lambda p, opts: list(range(len(opts))))
+    _, article = run(model, ComposeRequest("A café", image_count=3), library=lib)
+    shas = [f.image.sha256 for f in article.figures]
+    assert len(shas) == 3 == len(set(shas))
     assert lib.calls[1] == [shas[0]]  # the planner excludes what it already used
+    assert all(not f.image.path.endswith("gone.png") for f in article.figures)
+
+
+def test_library_match_below_the_encoders_threshold_leaves_the_slot_empty():
+    from composer.article import Candidate
+
+    refs = [upload(c, f"{c}.png").ref for c in ("red", "green")]
+
+    class WeakLibrary:
+        def candidates(self, caption, k, exclude_hashes=()):
+            return [Candidate(r, 0.05) for r in refs if r.sha256 not in exclude_hashes][:k]
+
+    class Encoder:
+        name, min_match = "stub", 0.15
+
+    model = ScriptedModel(ARTICLE, place="1")
+    events, article = run(model, ComposeRequest("A café", image_count=1), encoder=Encoder(), library=WeakLibrary())
+    empty = [b for b in article.blocks if isinstance(b, Figure)]
+    assert len(empty) == 1 and empty[0].image is None and len(empty[0].candidates) == 2
+    assert any("left empty" in e.data["message"] for e in kinds(events, "warning"))

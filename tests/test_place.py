@@ -41,6 +41,11 @@ def test_auto_is_capped_by_limit_and_spread_prefers_long_paragraphs():
     assert spread(PARAS, 2) == (2, 5)  # longest of each half
 
 
+def test_auto_never_pictures_every_paragraph():
+    r = place("1, 2, 3, 4, 5, 6, 7", PARAS, "auto", "one", limit=12, index_map=TEXT_IDX)
+    assert len(r.slots) == 4 and r.fallback is None
+
+
 def test_more_slots_than_paragraphs():
     r = place("", PARAS, 12, "seg0", limit=12)
     assert r.slots == tuple(TEXT_IDX)
@@ -63,7 +68,7 @@ def test_any_answer_gives_valid_slots(answer, paras, count, numbering, limit):
     if count != "auto":
         assert len(r.slots) == min(count, len(allowed))
     else:
-        assert len(r.slots) <= limit
+        assert len(r.slots) <= min(limit, max(1, (len(allowed) + 1) // 2))
 
 
 @given(st.text())

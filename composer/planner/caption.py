@@ -26,13 +26,24 @@ def parse_caption(answer: str, closing_quote: str | None = None) -> str | None:
     return shorten(line)
 
 
+_CLAUSE_END = re.compile(r"[,;:—–]\s")
+
+
 def shorten(text: str) -> str:
+    """At most MAX_WORDS words and MAX_CHARS characters. A cut caption ends at its last clause
+    boundary when that keeps most of it, else with an ellipsis, never mid-phrase silently."""
+    original = text
     words = text.split()
     if len(words) > MAX_WORDS:
         text = " ".join(words[:MAX_WORDS])
-    if len(text) > MAX_CHARS:
-        text = text[:MAX_CHARS].rsplit(" ", 1)[0] if " " in text[:MAX_CHARS] else text[:MAX_CHARS]
-    return text.rstrip(" ,;:-")
+    if len(text) > MAX_CHARS - 1:
+        text = text[: MAX_CHARS - 1].rsplit(" ", 1)[0] if " " in text[: MAX_CHARS - 1] else text[: MAX_CHARS - 1]
+    if text == original:
+        return text.rstrip(" ,;:-")
+    boundaries = [m.start() for m in _CLAUSE_END.finditer(text + " ")]
+    if boundaries and boundaries[-1] >= len(text) // 2:
+        return text[: boundaries[-1]].rstrip(" ,;:-")
+    return text.rstrip(" ,;:-—–") + "…"
 
 
 def caption_from_paragraph(paragraph: str) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from composer.article import Article, Candidate, Figure, Paragraph
-from composer.images import LoadedImage, load_image
+from composer.images import ImageError, LoadedImage, load_image
 from composer.model.base import ChatModel
 from composer.planner.caption import caption_from_paragraph, parse_caption
 from composer.planner.events import Event
@@ -72,6 +72,7 @@ def compose(
         "model": model.name,
         "dialect": model.dialect,
         "seed": seed,
+        "language": request.language,
         "request": request.to_dict(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -124,11 +125,14 @@ def compose(
             for slot, caption, pick in zip(slots, captions, picks):
                 if pick is not None:
                     figures[slot] = Figure(uploads[pick].ref, caption, caption, "upload")
+        elif not model.sees_images:
+            figures = _assign_from_library(slots, captions, library, getattr(encoder, "min_match", None))
         else:
             chosen: dict[int, Image.Image] = {}
             for slot, caption in zip(slots, captions):
                 fig, image = _pick_from_library(model, prompts, paragraphs, slot, caption, library,
-                                                [f.image.sha256 for f in figures.values() if f.image], chosen)
+                                                [f.image.sha256 for f in figures.values() if f.image], chosen,
+                                                getattr(encoder, "min_match", None))
                 if image is not None:
                     chosen[slot] = image
                 figures[slot] = fig
@@ -136,7 +140,8 @@ def compose(
             if slot in figures and figures[slot].image is not None:
                 yield Event("figure", {"slot": slot, "figure": figures[slot]})
             else:
-                yield Event("warning", {"message": f"no image found for the picture after paragraph {slot + 1}"})
+                yield Event("warning", {"message": f"no picture matches the caption for paragraph {slot + 1} "
+                                                   f"({captions[slots.index(slot)]!r}); the slot is left empty"})
 
     blocks: list = []
     for i, p in enumerate(paragraphs):
@@ -203,16 +208,52 @@ def _assign_uploads(model, prompts, paragraphs, slots, captions, uploads, encode
     return greedy_by_scores(scores_per_slot, len(uploads))
 
 
-def _pick_from_library(model, prompts, paragraphs, slot, caption, library, used, chosen):
+def _assign_from_library(slots, captions, library, min_match=None) -> dict[int, Figure]:
+    """Library pictures for all slots at once: each caption's top matches, then the assignment
+    that maximises total score with no picture used twice (slot by slot, an early caption could
+    take the one picture a later caption needed)."""
+    found = [library.candidates(c, len(slots) + LIBRARY_TOP_K) for c in captions]
+    pool = list({c.image.sha256: c.image for cands in found for c in cands}.values())
+    column = {ref.sha256: j for j, ref in enumerate(pool)}
+    scores = np.full((len(slots), len(pool)), -1e9)
+    for i, cands in enumerate(found):
+        for c in cands:
+            scores[i, column[c.image.sha256]] = c.score
+    picks = assign(scores) if pool else [None] * len(slots)
+    figures = {}
+    for slot, caption, cands, pick in zip(slots, captions, found, picks):
+        keep = tuple(cands[:LIBRARY_TOP_K])
+        if pick is None or scores[slots.index(slot), pick] <= -1e9 or (
+                min_match is not None and scores[slots.index(slot), pick] < min_match):
+            figures[slot] = Figure(None, caption, caption, "none", keep)
+            continue
+        ref = pool[pick]
+        if all(c.image.sha256 != ref.sha256 for c in keep):
+            keep = (next(c for c in cands if c.image.sha256 == ref.sha256),) + keep[: LIBRARY_TOP_K - 1]
+        figures[slot] = Figure(ref, caption, caption, "library", keep)
+    return figures
+
+
+def _pick_from_library(model, prompts, paragraphs, slot, caption, library, used, chosen, min_match=None):
     """The best unused library match, or the model's choice among the top matches when it sees
-    images. Returns the figure (with its candidates kept for swapping) and the chosen image."""
+    images. Returns the figure (with its candidates kept for swapping) and the chosen image.
+    Below the encoder's `min_match` a picture would be unrelated (a cat in a space article):
+    the slot stays empty, its candidates kept for the writer to pick from."""
     found: list[Candidate] = [c for c in library.candidates(caption, LIBRARY_TOP_K, exclude_hashes=used)
                               if c.image.sha256 not in used]
-    if not found:
-        return Figure(None, caption, caption, "none"), None
+    if not found or (min_match is not None and found[0].score < min_match):
+        return Figure(None, caption, caption, "none", tuple(found)), None
     best, image = 0, None
     if model.sees_images:
-        imgs = [load_image(c.image.path).image for c in found]
+        loaded = []
+        for c in found:  # a library file may have gone or gone bad since it was indexed
+            try:
+                loaded.append((c, load_image(c.image.path).image))
+            except ImageError:
+                continue
+        if not loaded:
+            return Figure(None, caption, caption, "none", tuple(found)), None
+        found, imgs = [c for c, _ in loaded], [img for _, img in loaded]
         if len(found) > 1:
             cp = prompts.choose(paragraphs, slot, caption, imgs, [Path(c.image.path).stem for c in found], True, chosen)
             scores = model.choose(cp.prompt, list(cp.options))

@@ -26,6 +26,11 @@ def candidates(paragraphs: Sequence[Paragraph]) -> list[int]:
     return [i for i, p in enumerate(paragraphs) if not p.is_heading and p.text.strip()]
 
 
+def auto_limit(paragraphs: Sequence[Paragraph], limit: int) -> int:
+    """An automatic count never gives every paragraph a picture: at most every other one."""
+    return min(limit, max(1, (len(candidates(paragraphs)) + 1) // 2))
+
+
 def auto_count(paragraphs: Sequence[Paragraph], limit: int) -> int:
     words = sum(len(p.text.split()) for p in paragraphs if not p.is_heading)
     # Chinese has no spaces: count characters as a third of a word each.
@@ -65,7 +70,8 @@ def place(
         if idx in allowed and idx not in picked:
             picked.append(idx)
     if target is None:
-        picked = picked[: max(0, limit)]
+        limit = auto_limit(paragraphs, limit) if limit > 0 else 0
+        picked = picked[:limit]
         if picked:
             return Placement(tuple(sorted(picked)))
         want = min(auto_count(paragraphs, limit), len(allowed)) if limit > 0 else 0

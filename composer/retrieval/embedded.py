@@ -51,6 +51,9 @@ class EmbeddedEncoder:
     class_vectors: np.ndarray  # [1000, dim], L2-normalised sentence embeddings of class names
     transform: Any
     languages: tuple[str, ...] = ("en",)  # all-MiniLM-L6-v2 reads English only
+    # Below this caption-image score a library picture is not placed: on assets/library,
+    # unrelated photos scored 0.05-0.15 against a caption, related ones 0.17-0.8.
+    min_match: float = 0.15
 
     @classmethod
     def load(cls) -> "EmbeddedEncoder":

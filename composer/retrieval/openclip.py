@@ -32,6 +32,9 @@ class OpenClipEncoder:
     tokenizer: Callable[[Sequence[str]], torch.Tensor]
     transform: Callable[[Image.Image], torch.Tensor]
     languages: tuple[str, ...] = ("en",)
+    # Below this caption-image score a library picture is not placed: CLIP cosine for an
+    # unrelated pair is typically below 0.15, for a matching one 0.25-0.35 (not measured here).
+    min_match: float = 0.15
 
     @classmethod
     def load(cls, model_name: str, pretrained: str | None = None) -> "OpenClipEncoder":
