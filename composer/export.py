@@ -269,6 +269,14 @@ def _html_document(article: Article, images: dict[int, ExportedImage]) -> str:
     )
 
 
+def article_fragment(article: Article) -> str:
+    """The article as a sanitised HTML fragment (title and body, images embedded) for a page
+    that has its own head, such as the editor's preview."""
+    title = html.escape(_one_line(article.title), quote=True)
+    return (f'<article class="composer-article"><h1>{title}</h1>\n'
+            f"{_html_body(article, _export_images(article))}</article>")
+
+
 def export_html(article: Article) -> str:
     """A self-contained HTML page: images embedded as data URIs, stylesheet inline."""
     return _html_document(article, _export_images(article))
