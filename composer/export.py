@@ -128,6 +128,12 @@ def _yaml_scalar(value: str) -> str:
     return dumped.rstrip("\n")
 
 
+# A "<" that opens a tag, comment or declaration. Written as an entity in the .md so that a
+# renderer which passes raw HTML through (many do) shows the model's text instead of running
+# it; every Markdown dialect turns &lt; back into "<" (a backslash escape is not universal).
+_RAW_HTML_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
 def _markdown_body(article: Article, images: dict[int, ExportedImage]) -> str:
     parts: list[str] = []
     for pos, block in enumerate(article.blocks):
@@ -135,7 +141,7 @@ def _markdown_body(article: Article, images: dict[int, ExportedImage]) -> str:
             # Only blank lines are trimmed: leading spaces may be an indented code block.
             text = _heading_markdown(block) if block.is_heading else block.text.strip("\r\n").rstrip()
             if text.strip():
-                parts.append(text)
+                parts.append(_RAW_HTML_START.sub("&lt;", text))
         elif isinstance(block, Figure) and pos in images:
             parts.append(_figure_markdown(block, images[pos]))
         # A figure slot that found no picture has nothing to show in a finished article.

@@ -404,3 +404,13 @@ def test_hostile_page_runs_no_script_in_a_browser(tmp_path):
     dom = result.stdout
     assert "<figure>" in dom and "<figcaption>" in dom  # the page really loaded
     assert 'data-x="PWNED"' not in dom
+
+
+def test_markdown_escapes_raw_html_from_the_model(tmp_path):
+    import markdown as md
+
+    article = Article("T", (Paragraph('Hi <script>alert(1)</script> and <img src=x onerror=alert(2)> 3 < 4'),))
+    text = (export_markdown(article, tmp_path)).read_text()
+    assert "&lt;script>" in text and "3 < 4" in text
+    rendered = md.markdown(text.split("---", 2)[2])  # python-markdown passes raw HTML through
+    assert "<script" not in rendered and "<img" not in rendered
