@@ -59,6 +59,15 @@ class SyncReport:
 ProgressCallback = Callable[[SyncProgress], None]
 
 
+def _stack(pixels: list[torch.Tensor]) -> torch.Tensor:
+    """torch.stack of CPU tensors, done by numpy: torch's parallel copy wakes the intra-op thread
+    pool and on a busy 2-core machine cost ~12 ms a batch of eight against numpy's ~0.5 ms."""
+    try:
+        return torch.from_numpy(np.stack([p.numpy() for p in pixels]))
+    except (TypeError, RuntimeError):  # not a CPU tensor numpy can view (GPU, grad, bfloat16)
+        return torch.stack(pixels)
+
+
 def default_db_path(folder: Path) -> Path:
     return folder / DB_NAME
 
@@ -197,7 +206,7 @@ class ImageLibrary:
                 fresh.setdefault(r.sha256, r.pixels)
         vectors: dict[str, np.ndarray] = {}
         if fresh:
-            out = l2_normalize(enc.encode_pixels(torch.stack(list(fresh.values()))))
+            out = l2_normalize(enc.encode_pixels(_stack(list(fresh.values()))))
             if out.shape != (len(fresh), enc.dim):
                 raise RuntimeError(f"encoder {enc.name} returned {out.shape}, expected ({len(fresh)}, {enc.dim})")
             vectors = dict(zip(fresh, out))
