@@ -19,6 +19,7 @@ from composer.article import ImageRef
 MAX_PIXELS = 50_000_000
 MAX_FILE_BYTES = 100 * 1024 * 1024
 FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
+_ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture
 
 
 class ImageError(ValueError):
@@ -60,8 +61,10 @@ def load_image(path: str | Path, draft_size: tuple[int, int] | None = None) -> L
     return decode_image_bytes(data, path, draft_size=draft_size)
 
 
-def decode_image_bytes(data: bytes, name: str | Path = "<bytes>", draft_size: tuple[int, int] | None = None) -> LoadedImage:
-    digest = sha256_bytes(data)
+def decode_image_bytes(data: bytes, name: str | Path = "<bytes>", draft_size: tuple[int, int] | None = None,
+                       sha256: str | None = None) -> LoadedImage:
+    """`sha256` spares a second hash when the caller already has the bytes' digest."""
+    digest = sha256 or sha256_bytes(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -77,7 +80,9 @@ def decode_image_bytes(data: bytes, name: str | Path = "<bytes>", draft_size: tu
             if draft_size and fmt == "JPEG":
                 img.draft("RGB", draft_size)
             img.load()
-            img = ImageOps.exif_transpose(img)
+            # exif_transpose copies the image even when there is nothing to turn: ask first.
+            if img.getexif().get(_ORIENTATION, 1) != 1:
+                img = ImageOps.exif_transpose(img)
             img = _to_rgb(img)
     except ImageError:
         raise

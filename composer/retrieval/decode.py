@@ -72,7 +72,7 @@ def _decode_one(entry: FileEntry, preprocess: Callable, decode_size: int, is_kno
         sha = sha256_bytes(data)
         if is_known(sha):
             return Decoded(entry, sha, 0, 0, None)
-        loaded = decode_image_bytes(data, entry.path, draft_size=(decode_size, decode_size))
+        loaded = decode_image_bytes(data, entry.path, draft_size=(decode_size, decode_size), sha256=sha)
         return Decoded(entry, sha, loaded.ref.width, loaded.ref.height, preprocess(loaded.image))
     except ImageError as exc:
         return Failed(entry, exc.reason)
