@@ -168,7 +168,12 @@ def build(services: Services) -> gr.Blocks:
                             s.history = History(article)
                         else:
                             s.history.push(article)
-                        message = f"Done: {len(article.paragraphs)} blocks of text, {len(article.figures)} pictures."
+                        texts = sum(1 for p in article.paragraphs if not p.is_heading)
+                        shown = sum(1 for f in article.figures if f.image is not None)
+                        empty = len(article.figures) - shown
+                        message = (f"Done: {texts} paragraph{'s' * (texts != 1)}, {shown} picture{'s' * (shown != 1)}"
+                                   + (f", {empty} empty slot{'s' * (empty != 1)} (pick one of its candidates)"
+                                      if empty else "") + ".")
                         if notes:
                             message += " Decided by rule: " + "; ".join(html.escape(n) for n in notes)
                         yield render(s, message)
