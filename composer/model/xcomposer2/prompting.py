@@ -21,26 +21,40 @@ from composer.model.xcomposer2.tokenizer import END_OF_TURN, START_OF_TURN, XCom
 Piece = Union[str, Image.Image]
 
 
-def render(prompt: Prompt) -> list[Piece]:
-    """The template as alternating text and images (adjacent text merged)."""
-    pieces: list[Piece] = []
+Segments = list[tuple[str, bool]]  # (text, is_template): see XComposer2Tokenizer.encode_segments
 
-    def text(s: str) -> None:
-        if pieces and isinstance(pieces[-1], str):
-            pieces[-1] += s
+
+def render_marked(prompt: Prompt) -> list[Segments | Image.Image]:
+    """The template as alternating text and images; each text piece keeps track of which of its
+    segments are the template's own (markers, roles) and which are content."""
+    pieces: list[Segments | Image.Image] = []
+
+    def text(s: str, template: bool) -> None:
+        if not s:
+            return
+        if pieces and isinstance(pieces[-1], list):
+            pieces[-1].append((s, template))
         else:
-            pieces.append(s)
+            pieces.append([(s, template)])
 
     for turn in prompt.turns:
-        text(f"{START_OF_TURN}{turn.role}\n")
+        text(f"{START_OF_TURN}{turn.role}\n", True)
         for part in turn.parts:
             if isinstance(part, str):
-                text(part)
+                text(part, False)
             else:
                 pieces.append(part)
-        text(f"{END_OF_TURN}\n")
-    text(f"{START_OF_TURN}assistant\n{prompt.answer_prefix}")
+        text(f"{END_OF_TURN}\n", True)
+    text(f"{START_OF_TURN}assistant\n", True)
+    text(prompt.answer_prefix, False)
+    if not pieces or not isinstance(pieces[-1], list):
+        pieces.append([])
     return pieces
+
+
+def render(prompt: Prompt) -> list[Piece]:
+    """The template as alternating text and images (adjacent text merged)."""
+    return ["".join(t for t, _ in p) if isinstance(p, list) else p for p in render_marked(prompt)]
 
 
 @dataclass
@@ -61,14 +75,14 @@ class TokenizedPrompt:
 
 def tokenize(prompt: Prompt, tokenizer: XComposer2Tokenizer, extra: str = "") -> TokenizedPrompt:
     """Tokenize the rendered prompt; `extra` is appended to the final text (an option in `choose`)."""
-    pieces = render(prompt)
-    pieces[-1] = pieces[-1] + extra  # the template always ends with text
+    pieces = render_marked(prompt)
+    pieces[-1] = pieces[-1] + [(extra, False)]  # the template always ends with text
     runs: list[list[int]] = [[]]
     images: list[Image.Image] = []
     need_bos = True
     for piece in pieces:
-        if isinstance(piece, str):
-            runs[-1].extend(tokenizer.encode(piece, bos=need_bos))
+        if isinstance(piece, list):
+            runs[-1].extend(tokenizer.encode_segments(piece, bos=need_bos))
             need_bos = False
         else:
             images.append(piece)

@@ -58,6 +58,38 @@ class XComposer2Tokenizer:
             ids.extend(self.sp.encode(chunk))
         return ids
 
+    def encode_segments(self, segments: list[tuple[str, bool]], bos: bool = False) -> list[int]:
+        """Encode text made of template segments (True: special tokens in them are special) and
+        content segments (False: a writer's or a model's text, where `[UNUSED_TOKEN_145]` is
+        just characters, so pasted text cannot forge a turn). Text between special tokens is
+        joined before sentencepiece runs, so benign content tokenizes exactly as `encode` would."""
+        ids = [self.bos_id] if bos else []
+        pending = ""
+
+        def flush() -> None:
+            nonlocal pending
+            if pending:
+                ids.extend(self.sp.encode(pending))
+                pending = ""
+
+        for text, is_template in segments:
+            for chunk in _SPECIAL.split(text):
+                if not chunk:
+                    continue
+                if not _SPECIAL.fullmatch(chunk):
+                    pending += chunk
+                    continue
+                flush()
+                special = self.sp.piece_to_id(chunk)
+                if is_template and special != self.sp.unk_id():
+                    ids.append(special)
+                else:
+                    # sentencepiece would still match the string as a user-defined symbol: run its
+                    # first character and the rest apart, so it stays characters.
+                    ids.extend(self.sp.encode(chunk[0]) + self.sp.encode(chunk[1:]))
+        flush()
+        return ids
+
     def decode(self, ids: list[int]) -> str:
         """Text of the ids with special tokens left out (as skip_special_tokens=True); ids past the
         vocabulary (a model's padded embedding rows) are dropped too."""
