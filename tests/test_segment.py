@@ -5,7 +5,7 @@ from composer.planner.segment import MAX_BLOCKS, segment
 
 def test_headings_paragraphs_and_debris():
     text = ("# My Title\n\n## The start\nFirst paragraph. <|im_end|>\n\n\n**A bold heading**\n"
-            "Second <Seg 3> paragraph.\n---\n[UNUSED_TOKEN_145]\n")
+            "Second <Seg 3> paragraph.\ufffd\n---\n[UNUSED_TOKEN_145]\n")
     blocks = segment(text, title="My title")
     assert [(b.kind, b.text, b.level) for b in blocks] == [
         ("heading", "The start", 2),

@@ -11,7 +11,9 @@ MAX_BLOCKS = 60  # as in the reference: placement prompts tag every block, more 
 
 _ATX_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _BOLD_LINE = re.compile(r"^(\*\*|__)(.+?)\1:?$")
-_DEBRIS = re.compile(r"<\|[^|>]*\|>|\[UNUSED_TOKEN_\d+\]|</?s>|<Seg\s*\d*>", re.IGNORECASE)
+# Chat-template markers, placement tags, and U+FFFD (a small model emitting bytes that are not
+# UTF-8, as SmolLM2 does in Chinese).
+_DEBRIS = re.compile(r"<\|[^|>]*\|>|\[UNUSED_TOKEN_\d+\]|</?s>|<Seg\s*\d*>|\ufffd", re.IGNORECASE)
 _TITLE_LABEL = re.compile(r"^(title|标题)\s*[:：]\s*", re.IGNORECASE)
 
 
