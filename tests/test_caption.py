@@ -29,3 +29,9 @@ def test_any_answer_gives_none_or_short_caption(answer, quote):
 def test_rule_caption_never_empty(paragraph):
     cap = caption_from_paragraph(paragraph)
     assert cap and len(cap) <= MAX_CHARS
+
+
+def test_caption_keeps_the_first_sentence_of_a_run_on_answer():
+    assert parse_caption("Pikolo Espresso Bar opens at seven. The owner pulls the first shot.") == \
+        "Pikolo Espresso Bar opens at seven."
+    assert parse_caption("Dr. Who") == "Dr. Who"

@@ -34,3 +34,31 @@ def test_any_text_segments_without_empty_blocks(text):
     blocks = segment(text, "t")
     assert len(blocks) <= MAX_BLOCKS
     assert all(b.text.strip() for b in blocks)
+
+
+def test_unfinished_last_sentence_is_dropped():
+    from composer.planner.segment import drop_unfinished_sentence as drop
+
+    assert drop("One. Two three. Four five") == "One. Two three."
+    assert drop("Para.\n\nFirst sentence here. And then the budget ran out in the middle of") == \
+        "Para.\n\nFirst sentence here. And then the budget ran out in the middle of"  # most would go: kept
+    assert drop('He said "yes." Then') == 'He said "yes."'
+    assert drop("中文句子。还有") == "中文句子。"
+    assert drop("It costs 3.5 euros and") == "It costs 3.5 euros and"
+    assert drop("A heading without a stop") == "A heading without a stop"
+
+
+@given(st.text())
+def test_dropping_keeps_a_prefix_and_is_idempotent(text):
+    from composer.planner.segment import drop_unfinished_sentence as drop
+
+    once = drop(text)
+    assert text.rstrip().startswith(once) and drop(once) == once
+
+
+def test_a_long_broken_last_paragraph_is_dropped_but_not_the_only_one():
+    from composer.planner.segment import drop_unfinished_sentence as drop
+
+    broken = "The espresso itself is made using 25 g of coffee in one minute and two seconds – an incredibly"
+    assert drop("A finished paragraph.\n\n" + broken) == "A finished paragraph."
+    assert drop(broken) == broken

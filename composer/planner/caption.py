@@ -21,6 +21,9 @@ def parse_caption(answer: str, closing_quote: str | None = None) -> str | None:
         return None
     line = _LABEL.sub("", lines[0]).strip().strip(_QUOTES).strip()
     line = re.sub(r"\s+", " ", line)
+    first = _SENTENCE_END.split(line, 1)[0].strip(_QUOTES + " ")
+    if len(first.split()) >= 3 or (first and not first.isascii()):
+        line = first  # a caption is one line of one sentence; models run on
     if not any(ch.isalpha() for ch in line) or len(line) < 3:
         return None
     return shorten(line)

@@ -19,7 +19,7 @@ from composer.model.base import ChatModel
 from composer.planner.caption import caption_from_paragraph, parse_caption
 from composer.planner.events import Event
 from composer.planner.prompts import EditOp, edit_sampling, prompts_for, short_sampling
-from composer.planner.segment import segment
+from composer.planner.segment import drop_unfinished_sentence, segment
 from composer.planner.select import CandidateSource
 
 LIBRARY_TOP_K = 4
@@ -64,7 +64,7 @@ def _stream_paragraphs(model: ChatModel, prompt, sampling) -> Iterator[Event | l
     for delta in model.stream(prompt, sampling):
         text += delta
         yield Event("text", {"delta": delta})
-    text = _LABEL.sub("", text.strip()).strip().strip('"“”')
+    text = _LABEL.sub("", drop_unfinished_sentence(text).strip()).strip().strip('"“”')
     yield [p if p.is_heading else Paragraph(p.text) for p in segment(text)]
 
 

@@ -17,9 +17,9 @@ from composer.model.base import ChatModel
 from composer.planner.caption import caption_from_paragraph, parse_caption
 from composer.planner.events import Event
 from composer.planner.place import place
-from composer.planner.prompts import prompts_for, short_sampling, write_sampling
+from composer.planner.prompts import prompts_for, section_sampling, short_sampling, write_sampling
 from composer.planner.request import MAX_IMAGES, ComposeRequest
-from composer.planner.segment import segment
+from composer.planner.segment import drop_unfinished_sentence, segment
 from composer.planner.select import CandidateSource, assign, greedy_by_scores
 
 LIBRARY_TOP_K = 4
@@ -58,10 +58,21 @@ def compose(
     if request.language == "zh" and model.dialect == "generic" and getattr(model, "small", False):
         yield Event("warning", {"message": f"{model.name} is a small English model; its Chinese will be poor"})
     images_in_prompt = [u.image for u in uploads] if model.sees_images else []
-    text = ""
-    for delta in model.stream(prompts.write(request, images_in_prompt), write_sampling(request, _seed(seed, 0))):
-        text += delta
-        yield Event("text", {"delta": delta})
+    sections = prompts.write_sections(request) if getattr(model, "small", False) else None
+    if sections:
+        writes = [(p, section_sampling(request, len(sections), _seed(seed, 100 + k))) for k, p in enumerate(sections)]
+    else:
+        writes = [(prompts.write(request, images_in_prompt), write_sampling(request, _seed(seed, 0)))]
+    parts: list[str] = []
+    for k, (prompt, sampling) in enumerate(writes):
+        if k:
+            yield Event("text", {"delta": "\n\n"})
+        part = ""
+        for delta in model.stream(prompt, sampling):
+            part += delta
+            yield Event("text", {"delta": delta})
+        parts.append(drop_unfinished_sentence(part))  # a part cut by its token budget
+    text = "\n\n".join(parts)
 
     yield stage("segment")
     paragraphs = segment(text, request.title)

@@ -45,6 +45,13 @@ def write_sampling(request: ComposeRequest, seed: int | None) -> Sampling:
                     max_new_tokens=min(budget, 3000), seed=seed)
 
 
+def section_sampling(request: ComposeRequest, sections: int, seed: int | None) -> Sampling:
+    per_word = 1.5 if request.language == "en" else 2.2
+    budget = int(request.length / max(sections, 1) * per_word) + 32
+    return Sampling(temperature=0.7, top_p=0.9, top_k=40, repetition_penalty=1.15,
+                    max_new_tokens=min(budget, 1500), seed=seed)
+
+
 def edit_sampling(words: int, seed: int | None) -> Sampling:
     return Sampling(temperature=0.7, top_p=0.9, top_k=40, repetition_penalty=1.15,
                     max_new_tokens=min(int(words * 2.2) + 48, 1500), seed=seed)
@@ -85,6 +92,23 @@ class GenericPrompts:
         lines.append("Write plain paragraphs separated by blank lines. Do not repeat the title.")
         return Prompt.user(*images, "\n".join(lines), system=self.SYSTEM)
 
+    def write_sections(self, request: ComposeRequest) -> list[Prompt] | None:
+        """One prompt per outline point, for small models: asked for a whole article they drift
+        off the outline or stop after one paragraph; asked for one part at a time they stay on
+        it. The prompts share their start (title, notes, whole outline), which the cache serves."""
+        if len(request.outline) < 2:
+            return None
+        head = [f'You are writing the article "{request.title}".']
+        if request.materials:
+            head.append(f"Notes:\n{request.materials}")
+        head.append("Outline of the whole article:\n" + "\n".join(f"- {o}" for o in request.outline))
+        words = max(40, request.length // len(request.outline))
+        tail = (f"Style: {request.style}. " if request.style else "") + (
+            f"About {words} words, in {LANGUAGE_NAMES[request.language]}. Use only facts from the notes. "
+            "Write plain paragraphs, no title, no heading.")
+        return [Prompt.user("\n\n".join(head) + f"\n\nNow write only the part about: {point}\n{tail}",
+                            system=self.SYSTEM) for point in request.outline]
+
     def _article(self, paragraphs: Sequence[Paragraph]) -> tuple[str, tuple[int, ...]]:
         """The shared prefix: text paragraphs numbered from 1, headings shown unnumbered."""
         index_map: list[int] = []
@@ -115,8 +139,8 @@ class GenericPrompts:
         # The paragraph is quoted again after the shared article: small models lose track of
         # which numbered paragraph is meant, and the repeat costs only the uncached tail.
         task = (f'Paragraph {n}: "{_clip(paragraphs[slot].text, 400)}"\n'
-                f"Write the caption of a photograph to place after paragraph {n}: one short line, under 12 "
-                f"words, in {LANGUAGE_NAMES[language]}, saying what the photo shows.")
+                f"Write the caption of a photograph to place after paragraph {n}, under 12 words, "
+                f"in {LANGUAGE_NAMES[language]}, saying what the photo shows.")
         return self._about_article(paragraphs, task, "Caption:")
 
     def choose(self, paragraphs: Sequence[Paragraph], slot: int, caption: str, images: Sequence[Image.Image],
@@ -166,6 +190,9 @@ class XComposerPrompts:
     caption_quote = '"'
     chained_captions = True
     ENGLISH = "请用英文写作。"
+
+    def write_sections(self, request: ComposeRequest) -> None:
+        return None  # XComposer2 writes the whole article in one go, as it was trained
 
     def write(self, request: ComposeRequest, images: Sequence[Image.Image] = ()) -> Prompt:
         text = f"根据以下标题：“{request.title}”，创作长文章，字数不少于{request.length}字。"

@@ -21,6 +21,29 @@ def _norm(text: str) -> str:
     return re.sub(r"[\W_]+", " ", text).strip().lower()
 
 
+# A sentence end: Latin punctuation followed by a space or the end (so 3.5 is not one), or a
+# CJK stop anywhere; closing quotes and brackets belong to the sentence.
+_SENTENCE_END = re.compile(r"(?:[.!?](?=[\"'”’)\]]*(?:\s|$))|[。！？…])[\"'”’)\]]*")
+_ENDS_CLEANLY = re.compile(r"(?:[.!?:;。！？…])[\"'”’)\]]*$")
+
+
+def drop_unfinished_sentence(text: str) -> str:
+    """A model stopped by its token budget ends mid-sentence: cut back to the last full stop of
+    the last paragraph, when that keeps most of it (a cut-off heading or list item stays)."""
+    stripped = text.rstrip()
+    if not stripped or _ENDS_CLEANLY.search(stripped):
+        return stripped
+    last_break = stripped.rfind("\n")
+    last = stripped[last_break + 1 :]
+    ends = [m.end() for m in _SENTENCE_END.finditer(last)]
+    if ends and ends[-1] >= len(last) * 0.4:
+        return stripped[: last_break + 1] + last[: ends[-1]]
+    if not ends and len(last.split()) > 12 and last_break > 0 and stripped[:last_break].strip():
+        # A long broken sentence after other paragraphs: drop it, and look again at what is left.
+        return drop_unfinished_sentence(stripped[:last_break])
+    return stripped
+
+
 def segment(text: str, title: str = "") -> list[Paragraph]:
     blocks: list[Paragraph] = []
     for raw in text.splitlines():
