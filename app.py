@@ -150,7 +150,7 @@ def build(services: Services) -> gr.Blocks:
                     "length": int(length_), "language": language_, "image_count": count_})
                 s.uploads = [load_image(f) for f in (files or [])]
             except (RequestError, ImageError) as exc:
-                yield render(s, f"⚠️ {exc}")
+                yield render(s, f"⚠️ {html.escape(str(exc))}")
                 return
             text = ""
             try:
@@ -178,7 +178,7 @@ def build(services: Services) -> gr.Blocks:
                             message += " Decided by rule: " + "; ".join(html.escape(n) for n in notes)
                         yield render(s, message)
             except ModelError as exc:
-                yield render(s, f"⚠️ The model failed: {exc}")
+                yield render(s, f"⚠️ The model failed: {html.escape(str(exc))}")
 
         def model_edit(run):
             """Wire an edit that streams: the text appears in the status line as it is written."""
@@ -199,7 +199,7 @@ def build(services: Services) -> gr.Blocks:
                             s.history.push(event.data["article"])
                             yield render(s, "Edited. Undo brings the previous version back.", index)
                 except (edits.EditError, ModelError, ImageError) as exc:
-                    yield render(s, f"⚠️ {exc}", index)
+                    yield render(s, f"⚠️ {html.escape(str(exc))}", index)
 
             return handler
 
@@ -211,7 +211,7 @@ def build(services: Services) -> gr.Blocks:
                 try:
                     s.history.push(run(s, s.history.current, int(index), *args))
                 except (edits.EditError, ImageError) as exc:
-                    return render(s, f"⚠️ {exc}", int(index))
+                    return render(s, f"⚠️ {html.escape(str(exc))}", int(index))
                 return render(s, "Edited. Undo brings the previous version back.", int(index))
 
             return handler
@@ -269,7 +269,7 @@ def build(services: Services) -> gr.Blocks:
             try:
                 paths = write_bundle(s.history.current, out)
             except (ImageError, OSError) as exc:
-                return f"⚠️ Export failed: {exc}", gr.skip(), gr.skip()
+                return f"⚠️ Export failed: {html.escape(str(exc))}", gr.skip(), gr.skip()
             return ("Exported.", gr.DownloadButton(value=str(paths["zip"]), visible=True),
                     gr.DownloadButton(value=str(paths["html"]), visible=True))
 
