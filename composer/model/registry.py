@@ -26,7 +26,11 @@ def load_model(spec: str = "embedded", **kwargs) -> ChatModel:
         except ImportError as exc:  # pragma: no cover - depends on what is installed
             raise ModelSpecError(f"model {spec!r}: the XComposer2 backend is not available ({exc})") from exc
         return XComposer2Chat(arg or "internlm/internlm-xcomposer2-7b", **kwargs)
-    if kind in ("hf", "openai"):
+    if kind == "openai":
+        from composer.model.remote import RemoteChatModel
+
+        return RemoteChatModel(arg, **kwargs)
+    if kind == "hf":
         raise ModelSpecError(f"model {spec!r}: the {kind} backend is not built yet; use 'embedded'")
     raise ModelSpecError(
         f"unknown model spec {spec!r}; expected embedded, xcomposer2[:ID], hf:ID or openai:URL[#MODEL]"
