@@ -120,12 +120,13 @@ def test_stream_parses_sse_maps_sampling_and_strips_an_echoed_prefix(scripted):
     model = RemoteChatModel(s.url)
     prompt = Prompt.user("Pick one.", system="Be brief.", answer_prefix="The best picture is")
     sampling = Sampling(temperature=0.3, top_p=0.8, top_k=12, repetition_penalty=1.2, max_new_tokens=9, seed=5,
-                        stop=("\n",))
+                        stop=("\n", "END"))
     assert "".join(model.stream(prompt, sampling)) == "B."  # leading space dropped, as embedded does
     body = s.bodies[-1]
     assert body["messages"][0] == {"role": "system", "content": "Be brief."}
     assert body["messages"][1]["content"].endswith("Begin your answer with: The best picture is")
-    assert (body["temperature"], body["top_p"], body["max_tokens"], body["seed"], body["stop"]) == (0.3, 0.8, 9, 5, ["\n"])
+    # "\n" is applied on our side (after leading blank lines), "END" by the server too
+    assert (body["temperature"], body["top_p"], body["max_tokens"], body["seed"], body["stop"]) == (0.3, 0.8, 9, 5, ["END"])
     assert (body["top_k"], body["repeat_penalty"], body["repetition_penalty"]) == (12, 1.2, 1.2)
     assert body["stream"] is True
     assert (model.usage.prefill, model.usage.decode, model.usage.calls) == (11, 4, 1)
@@ -252,6 +253,18 @@ def test_real_server_streams_deterministic_text_and_counts_usage(server):
 
 
 @pytest.mark.slow
+def test_a_reply_opening_with_a_blank_line_is_not_cut_by_a_newline_stop(scripted):
+    def handler(h, body):
+        sse_head(h)
+        for piece in ["\n\n", "A cat", " asleep\n", "more"]:
+            h.wfile.write(chunk(piece).encode())
+        h.wfile.write(chunk(finish="stop").encode())
+        h.wfile.write(b"data: [DONE]\n\n")
+
+    model = RemoteChatModel(scripted(handler).url)
+    assert "".join(model.stream(Prompt.user("Caption?"), Sampling(stop=("\n",)))) == "A cat asleep"
+
+
 def test_real_server_honours_stop_strings(server):
     model = RemoteChatModel(server)
     prompt = Prompt.user("Write two sentences about cats.")

@@ -123,8 +123,12 @@ class RemoteChatModel:
         }
         if sampling.seed is not None:
             body["seed"] = sampling.seed
-        if sampling.stop:
-            body["stop"] = list(sampling.stop)
+        # A whitespace stop ("\n") is applied here, not by the server: a server stops on it even
+        # before the first word, and a model's reply often opens with a blank line. The local
+        # filter skips leading whitespace first, as the embedded backend does.
+        server_stops = [s for s in sampling.stop if s.strip()]
+        if server_stops:
+            body["stop"] = server_stops
         return body
 
     # --- ChatModel -------------------------------------------------------------------------------
