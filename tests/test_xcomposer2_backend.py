@@ -8,7 +8,8 @@ from composer.model.base import ChatModel, Prompt, Sampling
 from composer.model.registry import load_model
 from composer.model.xcomposer2.backend import TextStream, XComposer2Chat
 from composer.model.xcomposer2.prompting import render, tokenize
-from composer.model.xcomposer2.testing import save_checkpoint, tiny_model, tiny_tokenizer, tiny_tokenizer_proto
+from composer.model.xcomposer2.testing import (save_checkpoint, script_next_tokens, tiny_model, tiny_tokenizer,
+                                               tiny_tokenizer_proto)
 
 GREEDY = Sampling(temperature=0.0, repetition_penalty=1.0, max_new_tokens=6)
 
@@ -29,21 +30,6 @@ def red(size=(40, 30)):
 
 def blue():
     return Image.new("RGB", (30, 30), (20, 30, 220))
-
-
-def script(chat, tokens):
-    """Make the model's next-token choice follow `tokens` (one per logits call on the last position)."""
-    real = chat.model.logits
-    queue = list(tokens)
-
-    def fake(hidden):
-        out = real(hidden)
-        if out.dim() == 2 and queue:
-            out[:] = -1e9
-            out[:, queue.pop(0)] = 1e9
-        return out
-
-    chat.model.logits = fake
 
 
 def test_is_a_chat_model(chat):
@@ -85,7 +71,7 @@ def test_images_spliced_with_im_mask(chat):
 
 def test_stream_stops_on_end_of_turn(chat, tok):
     hello = tok.encode("hello world")
-    script(chat, hello + [tok.end_of_turn_id] + hello)
+    script_next_tokens(chat, hello + [tok.end_of_turn_id] + hello)
     out = "".join(chat.stream(Prompt.user(red(), "hi"), Sampling(temperature=0, max_new_tokens=50)))
     assert out.strip() == "hello world"
     assert chat.usage.decode == len(hello) + 1  # the stop token is generated, nothing after it
@@ -93,9 +79,9 @@ def test_stream_stops_on_end_of_turn(chat, tok):
 
 def test_stream_stops_on_eos_and_stop_strings(chat, tok):
     words = tok.encode("The quick brown fox jumps")
-    script(chat, words + [tok.eos_id])
+    script_next_tokens(chat, words + [tok.eos_id])
     assert "".join(chat.stream(Prompt.user("x"), Sampling(temperature=0, max_new_tokens=50))).strip() == "The quick brown fox jumps"
-    script(chat, words + [tok.eos_id])
+    script_next_tokens(chat, words + [tok.eos_id])
     out = "".join(chat.stream(Prompt.user("x"), Sampling(temperature=0, max_new_tokens=50, stop=("brown",))))
     assert out.strip() == "The quick"
     assert chat.usage.decode < 2 * len(words) + 1  # generation ended at the stop string
@@ -174,7 +160,7 @@ def test_choose_scores_match_full_passes_and_prefix_runs_once(chat):
 def test_choose_ranks_a_scripted_favourite(chat, tok):
     prompt = Prompt.user("pick")
     b = tokenize(prompt, tok, extra="B").runs[-1][-1]
-    script(chat, [b])
+    script_next_tokens(chat, [b])
     scores = chat.choose(prompt, ["A", "B", "C"])
     assert max(range(3), key=scores.__getitem__) == 1
 

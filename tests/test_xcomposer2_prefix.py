@@ -8,7 +8,7 @@ from PIL import Image
 from composer.model.base import Prompt, Sampling
 from composer.model.xcomposer2.backend import XComposer2Chat
 from composer.model.xcomposer2.prompting import tokenize
-from composer.model.xcomposer2.testing import tiny_model, tiny_tokenizer
+from composer.model.xcomposer2.testing import script_next_tokens, tiny_model, tiny_tokenizer
 
 N_IMG = 4  # tokens per image in the tiny config
 GREEDY = Sampling(temperature=0.0, repetition_penalty=1.1, max_new_tokens=6)
@@ -202,17 +202,7 @@ def test_sampled_output_unchanged(on, off):
 def test_stop_strings_after_reuse(on, tok):
     on.complete([caption(0)], GREEDY)
     words = tok.encode("The quick brown fox jumps")
-    real = on.model.logits
-    queue = list(words) + [tok.eos_id]
-
-    def fake(hidden):
-        out = real(hidden)
-        if out.dim() == 2 and queue:
-            out[:] = -1e9
-            out[:, queue.pop(0)] = 1e9
-        return out
-
-    on.model.logits = fake
+    script_next_tokens(on, list(words) + [tok.eos_id])
     try:
         before = on.usage.prefill
         out = "".join(on.stream(caption(1, [(0, "a fox")]), Sampling(temperature=0, max_new_tokens=50, stop=("brown",))))

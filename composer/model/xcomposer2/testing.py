@@ -123,3 +123,19 @@ def save_checkpoint(
 
 def plora_layers(model: nn.Module) -> list[PLoRALinear]:
     return [m for m in model.modules() if isinstance(m, PLoRALinear)]
+
+
+def script_next_tokens(chat, tokens: list[int]) -> None:
+    """Make the chat model's next-token choices follow `tokens`, one per logits call on a last
+    position (for stop and stream tests on a random model). `del chat.model.logits` undoes it."""
+    real = chat.model.logits
+    queue = list(tokens)
+
+    def fake(hidden):
+        out = real(hidden)
+        if out.dim() == 2 and queue:
+            out[:] = -1e9
+            out[:, queue.pop(0)] = 1e9
+        return out
+
+    chat.model.logits = fake
