@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 from hypothesis import given, strategies as st
 
-from composer.planner.select import assign, greedy_by_scores
+from composer.planner.select import assign, best_free
 
 
 def test_assignment_is_optimal_where_greedy_is_not():
@@ -31,6 +31,7 @@ def test_assignment_matches_brute_force(n_slots, n_images, seed):
     assert abs(got - best) < 1e-9
 
 
-def test_greedy_by_scores_never_reuses_and_handles_nan():
-    out = greedy_by_scores([[1.0, 0.5], [1.0, float("nan")], [0.0, 0.0]], 2)
-    assert out == [0, 1, None]
+def test_best_free_skips_used_images_and_nan():
+    assert best_free([1.0, 0.5, 0.9], [1, 2]) == 2
+    assert best_free([float("nan"), 0.1], [0, 1]) == 1
+    assert best_free([0.3, 0.3], [0, 1]) == 0  # ties go to the earlier image

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import re
 
+from composer.planner.segment import first_sentence
+
 MAX_WORDS = 16
 MAX_CHARS = 120
 _LABEL = re.compile(r"^\s*(caption|photo|image|picture|title|标题|图片)\s*[:：]\s*", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
 _QUOTES = "\"'“”‘’「」『』`*_"
 
 
@@ -21,7 +22,7 @@ def parse_caption(answer: str, closing_quote: str | None = None) -> str | None:
         return None
     line = _LABEL.sub("", lines[0]).strip().strip(_QUOTES).strip()
     line = re.sub(r"\s+", " ", line)
-    first = _SENTENCE_END.split(line, 1)[0].strip(_QUOTES + " ")
+    first = first_sentence(line).strip(_QUOTES + " ")
     if len(first.split()) >= 3 or (first and not first.isascii()):
         line = first  # a caption is one line of one sentence; models run on
     if not any(ch.isalpha() for ch in line) or len(line) < 3:
@@ -51,5 +52,5 @@ def shorten(text: str) -> str:
 
 def caption_from_paragraph(paragraph: str) -> str:
     """The rule when the model's caption is unusable: the paragraph's first sentence, shortened."""
-    first = _SENTENCE_END.split(paragraph.strip(), 1)[0] or paragraph
+    first = first_sentence(paragraph.strip()) or paragraph
     return shorten(first.strip(_QUOTES + " ")) or "Illustration"

@@ -20,7 +20,7 @@ from composer.planner.place import place
 from composer.planner.prompts import prompts_for, section_sampling, short_sampling, write_sampling
 from composer.planner.request import MAX_IMAGES, ComposeRequest
 from composer.planner.segment import drop_unfinished_sentence, segment
-from composer.planner.select import CandidateSource, assign, greedy_by_scores
+from composer.planner.select import CandidateSource, assign, best_free
 
 LIBRARY_TOP_K = 4
 
@@ -201,22 +201,20 @@ def _assign_uploads(model, prompts, paragraphs, slots, captions, uploads, encode
         return assign(np.asarray(text_vecs) @ np.asarray(image_vecs).T)
     # The model chooses, slot by slot, among the images still free: by looking at them when it
     # sees images (the reference protocol), else by their file names.
-    used: set[int] = set()
+    picks: list[int | None] = []
     chosen: dict[int, Image.Image] = {}
-    scores_per_slot: list[list[float]] = []
     for slot, caption in zip(slots, captions):
-        free = [i for i in range(len(uploads)) if i not in used]
-        scores = [float("-inf")] * len(uploads)
-        if free:
-            cp = prompts.choose(paragraphs, slot, caption, [uploads[i].image for i in free],
-                                [Path(uploads[i].ref.path).stem for i in free], model.sees_images, chosen)
-            for i, s in zip(free, model.choose(cp.prompt, list(cp.options))):
-                scores[i] = s
-            best = max(free, key=lambda i: (scores[i], -i))
-            used.add(best)
-            chosen[slot] = uploads[best].image
-        scores_per_slot.append(scores)
-    return greedy_by_scores(scores_per_slot, len(uploads))
+        free = [i for i in range(len(uploads)) if i not in picks]
+        if not free:
+            picks.append(None)
+            continue
+        cp = prompts.choose(paragraphs, slot, caption, [uploads[i].image for i in free],
+                            [Path(uploads[i].ref.path).stem for i in free], model.sees_images, chosen)
+        scores = dict(zip(free, model.choose(cp.prompt, list(cp.options))))
+        best = free[best_free([scores[i] for i in free], range(len(free)))]
+        picks.append(best)
+        chosen[slot] = uploads[best].image
+    return picks
 
 
 def _assign_from_library(slots, captions, library, min_match=None) -> dict[int, Figure]:
@@ -246,31 +244,28 @@ def _assign_from_library(slots, captions, library, min_match=None) -> dict[int, 
 
 
 def _pick_from_library(model, prompts, paragraphs, slot, caption, library, used, chosen, min_match=None):
-    """The best unused library match, or the model's choice among the top matches when it sees
-    images. Returns the figure (with its candidates kept for swapping) and the chosen image.
-    Below the encoder's `min_match` a picture would be unrelated (a cat in a space article):
-    the slot stays empty, its candidates kept for the writer to pick from."""
+    """For a model that sees images: it chooses among the top unused library matches, shown as
+    images (the reference protocol). Returns the figure (its candidates kept for swapping) and
+    the chosen image. Below the encoder's `min_match` a picture would be unrelated (a cat in a
+    space article): the slot stays empty, its candidates kept for the writer to pick from."""
     found: list[Candidate] = [c for c in library.candidates(caption, LIBRARY_TOP_K, exclude_hashes=used)
                               if c.image.sha256 not in used]
     if not found or (min_match is not None and found[0].score < min_match):
         return Figure(None, caption, caption, "none", tuple(found)), None
-    best, image = 0, None
-    if model.sees_images:
-        loaded = []
-        for c in found:  # a library file may have gone or gone bad since it was indexed
-            try:
-                loaded.append((c, load_image(c.image.path).image))
-            except ImageError:
-                continue
-        if not loaded:
-            return Figure(None, caption, caption, "none", tuple(found)), None
-        found, imgs = [c for c, _ in loaded], [img for _, img in loaded]
-        if len(found) > 1:
-            cp = prompts.choose(paragraphs, slot, caption, imgs, [Path(c.image.path).stem for c in found], True, chosen)
-            scores = model.choose(cp.prompt, list(cp.options))
-            best = max(range(len(found)), key=lambda i: (scores[i], -i))
-        image = imgs[best]
-    return Figure(found[best].image, caption, caption, "library", tuple(found)), image
+    loaded = []
+    for c in found:  # a library file may have gone or gone bad since it was indexed
+        try:
+            loaded.append((c, load_image(c.image.path).image))
+        except ImageError:
+            continue
+    if not loaded:
+        return Figure(None, caption, caption, "none", tuple(found)), None
+    found, imgs = [c for c, _ in loaded], [img for _, img in loaded]
+    best = 0
+    if len(found) > 1:
+        cp = prompts.choose(paragraphs, slot, caption, imgs, [Path(c.image.path).stem for c in found], True, chosen)
+        best = best_free(model.choose(cp.prompt, list(cp.options)), range(len(found)))
+    return Figure(found[best].image, caption, caption, "library", tuple(found)), imgs[best]
 
 
 def _usage_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

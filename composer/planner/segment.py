@@ -27,6 +27,12 @@ _SENTENCE_END = re.compile(r"(?:[.!?](?=[\"'”’)\]]*(?:\s|$))|[。！？…])
 _ENDS_CLEANLY = re.compile(r"(?:[.!?:;。！？…])[\"'”’)\]]*$")
 
 
+def first_sentence(text: str) -> str:
+    """Text up to and including its first sentence end (all of it when there is none)."""
+    m = _SENTENCE_END.search(text)
+    return text[: m.end()] if m else text
+
+
 def drop_unfinished_sentence(text: str) -> str:
     """A model stopped by its token budget ends mid-sentence: cut back to the last full stop of
     the last paragraph, when that keeps most of it (a cut-off heading or list item stays)."""

@@ -23,20 +23,10 @@ def assign(similarity: np.ndarray) -> list[int | None]:
     return result
 
 
-def greedy_by_scores(scores_per_slot: Sequence[Sequence[float]], n_images: int) -> list[int | None]:
-    """Slot by slot, the best-scoring image not used yet: how `choose` answers are turned into
-    an assignment, since each choice is asked with the images still free."""
-    used: set[int] = set()
-    out: list[int | None] = []
-    for scores in scores_per_slot:
-        free = [i for i in range(n_images) if i not in used]
-        if not free:
-            out.append(None)
-            continue
-        best = max(free, key=lambda i: (_finite(scores[i]), -i))
-        used.add(best)
-        out.append(best)
-    return out
+def best_free(scores: Sequence[float], free: Sequence[int]) -> int:
+    """The best-scoring image among those still free (a NaN or -inf score never wins over a
+    finite one; ties go to the earlier image). How a `choose` answer becomes a pick."""
+    return max(free, key=lambda i: (_finite(scores[i]), -i))
 
 
 def _finite(x: float) -> float:
