@@ -6,6 +6,7 @@ regression shows as a failure, never as a hung test run.
 """
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import Counter
@@ -279,6 +280,19 @@ def test_is_a_chat_model_and_close_stops_the_owner(slow):
     assert (m.name, m.dialect, m.sees_images, m.usage, m.small) == (slow.name, "generic", False, slow.usage, False)
     owner = [t for t in threading.enumerate() if t.name == "model-owner:fake:slow"]
     m.close()
+    for t in owner:
+        t.join(BOUND)
+    assert owner and not any(t.is_alive() for t in owner)
+    with pytest.raises(ModelError, match="was closed"):
+        m.complete([P("late")], S(1))
+
+
+def test_a_collected_model_stops_its_owner_thread():
+    m = SerializedModel(SlowModel())
+    assert on_thread(lambda: m.complete([P("a")], S(1))) == [expected("a", 1)]
+    owner = [t for t in threading.enumerate() if t.name == "model-owner:fake:slow"]
+    del m
+    gc.collect()
     for t in owner:
         t.join(BOUND)
     assert owner and not any(t.is_alive() for t in owner)

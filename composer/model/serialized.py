@@ -100,14 +100,23 @@ class _Owner:
         self.idle.set()
         self._pending = 0
         self._count_lock = threading.Lock()
+        self.closed = False
         self.thread = threading.Thread(target=self._serve, name=f"model-owner:{model.name}", daemon=True)
         self.thread.start()
 
     def submit(self, req: _Request) -> None:
         with self._count_lock:
+            if self.closed:  # nobody would ever serve it: fail now rather than wait forever
+                raise ModelError(f"{self.model.name} was closed")
             self._pending += 1
             self.idle.clear()
         self.jobs.put(req)
+
+    def stop(self) -> None:
+        """Serve what is queued, then end the thread."""
+        with self._count_lock:
+            self.closed = True
+        self.jobs.put(None)
 
     def _served(self) -> None:
         with self._count_lock:
@@ -234,7 +243,7 @@ class SerializedModel:
         self.small = getattr(model, "small", False)  # declared only by small models (EmbeddedModel)
         self.idle_timeout = idle_timeout
         self._owner = _Owner(model, idle_timeout, buffer)
-        self._finalizer = weakref.finalize(self, self._owner.jobs.put, None)
+        self._finalizer = weakref.finalize(self, self._owner.stop)
 
     # --- the ChatModel protocol ------------------------------------------------------------
     def stream(self, prompt: Prompt, sampling: Sampling, *, stop: threading.Event | None = None) -> TokenStream:
