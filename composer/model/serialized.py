@@ -231,6 +231,9 @@ class SerializedModel:
     `stop`: an optional threading.Event per call; setting it (e.g. from a Stop button) ends the
     call with `Cancelled` and frees the model at its next token (a running `complete`/`choose`
     cannot be interrupted inside the backend; it finishes and its answer is dropped).
+    `idle_timeout`: seconds a stream whose buffer is full waits for its reader before the model
+    is given to the next request. `buffer`: tokens a stream may run ahead of its reader.
+    `close()` ends the owner thread after the queued requests (also when the model is collected).
     """
 
     def __init__(self, model: ChatModel, *, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
