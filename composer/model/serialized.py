@@ -5,15 +5,15 @@ from __future__ import annotations
 import threading
 from typing import Iterator, Sequence
 
-from composer.model.base import ChatModel, Prompt, Sampling
+from composer.model.base import ChatModel, ChatModelBase, Prompt, Sampling
 
 
-class SerializedModel:
+class SerializedModel(ChatModelBase):
     def __init__(self, model: ChatModel):
         self.model = model
         self.name, self.dialect, self.sees_images = model.name, model.dialect, model.sees_images
         self.usage = model.usage
-        self.small = getattr(model, "small", False)
+        self.small = model.small
         self._lock = threading.RLock()
 
     def stream(self, prompt: Prompt, sampling: Sampling) -> Iterator[str]:
