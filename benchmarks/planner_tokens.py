@@ -16,7 +16,6 @@ Part 2 (--measured): the real embedded model on the generic dialect, reuse on an
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from PIL import Image
 
 from composer.article import Candidate
 from composer.images import load_image
-from composer.model.base import Prompt, Sampling, TokenUsage
+from composer.model.base import ChatModelBase, Prompt, Sampling, TokenUsage
 from composer.model.embedded import embedded_gguf_path
 from composer.model.xcomposer2.prompting import render
 from composer.planner.pipeline import compose
@@ -40,7 +39,7 @@ def article(n_paragraphs: int) -> str:
     return "\n".join(f"{i + 1}. {PARAGRAPH * 2}" for i in range(n_paragraphs))
 
 
-class CountingXComposer:
+class CountingXComposer(ChatModelBase):
     """Counts what an XComposer2 backend would run; answers are scripted, valid replies."""
 
     name, dialect, sees_images = "count:xcomposer2-7b", "xcomposer", True
@@ -127,16 +126,16 @@ def protocol_counts(tok: Llama, slots: int, library: SyntheticLibrary) -> dict[s
 
 
 def measured(slots: int) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.test_prefix_reuse import FixedDraft  # the same fixed draft the test uses
     from composer.model.embedded import EmbeddedModel
+    from composer.testing import FixedDraft  # the same fixed draft the test uses
 
     root = Path(__file__).resolve().parent.parent
     uploads = [load_image(p) for p in sorted((root / "assets/library").glob("*.jpg"))[:slots]]
     totals = {}
     for reuse in (False, True):
         model = FixedDraft(EmbeddedModel(reuse_prefix=reuse))
-        events = list(compose(ComposeRequest("A morning at the café", image_count=slots), model, uploads=uploads, seed=5))
+        request = ComposeRequest("A morning at the café", image_count=slots)
+        events = list(compose(request, model, uploads=uploads, seed=5))
         by_stage = events[-1].data["usage"]["by_stage"]
         totals[reuse] = sum(by_stage.get(k, {}).get("total", 0) for k in ("place", "caption", "select"))
     print(f"  embedded, {slots} pictures: place+caption+choose {totals[False]} tokens without reuse, "
@@ -151,7 +150,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         library = SyntheticLibrary(Path(tmp), 60)
         print("xcomposer protocol, tokens run through the model (write + place + captions + choices):")
-        print(f"{'pictures':>8} {'reference':>10} {'no reuse':>10} {'reuse':>10} {'ref/reuse':>10} {'noreuse/reuse':>14}"
+        print(f"{'pictures':>8} {'reference':>10} {'no reuse':>10} {'reuse':>10} {'ref/reuse':>10}"
+              f" {'noreuse/reuse':>14}"
               f" {'after-write ref/reuse':>22}")
         for slots in (2, 6, 12):
             c = protocol_counts(tok, slots, library)

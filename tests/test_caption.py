@@ -1,4 +1,5 @@
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from composer.planner.caption import MAX_CHARS, caption_from_paragraph, parse_caption
 

@@ -2,10 +2,23 @@
 import pytest
 
 from composer.article import Article, Candidate, Figure, ImageRef, Paragraph
-from composer.planner.edit import (EditError, add_figure, delete_block, expand, insert_paragraph, remove_figure,
-                                   rewrite, run_edit, search_figure, set_caption, shorten, swap_figure, update_text)
+from composer.planner.edit import (
+    EditError,
+    add_figure,
+    delete_block,
+    expand,
+    insert_paragraph,
+    remove_figure,
+    rewrite,
+    run_edit,
+    search_figure,
+    set_caption,
+    shorten,
+    swap_figure,
+    update_text,
+)
 from composer.planner.history import History
-from tests.fakes import ScriptedModel
+from composer.testing import ScriptedModel
 
 
 def ref(n):

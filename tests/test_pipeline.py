@@ -1,13 +1,13 @@
 """The planner's logic with a scripted model: every bad answer survives, and the events say so."""
 import numpy as np
-import pytest
 from PIL import Image
 
 from composer.article import Figure, Paragraph
 from composer.images import decode_image_bytes
 from composer.planner.pipeline import compose
 from composer.planner.request import ComposeRequest
-from tests.fakes import ScriptedModel
+from composer.retrieval.encoder import EncoderBase
+from composer.testing import ScriptedModel
 
 ARTICLE = ("## Morning\nThe café opens at seven and the first shot is pulled at six forty-five.\n\n"
            "The crema tells you whether the beans are fresh and the grind is right.\n\n"
@@ -80,7 +80,7 @@ def test_empty_article_falls_back_to_outline():
     assert kinds(events, "fallback")[0].data["step"] == "write"
 
 
-class StubEncoder:
+class StubEncoder(EncoderBase):
     """Captions and images as hand-made vectors, so the optimal assignment is known."""
 
     name = "stub"
@@ -177,7 +177,7 @@ def test_library_match_below_the_encoders_threshold_leaves_the_slot_empty():
         def candidates(self, caption, k, exclude_hashes=()):
             return [Candidate(r, 0.05) for r in refs if r.sha256 not in exclude_hashes][:k]
 
-    class Encoder:
+    class Encoder(EncoderBase):
         name, min_match = "stub", 0.15
 
     model = ScriptedModel(ARTICLE, place="1")

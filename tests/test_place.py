@@ -1,4 +1,5 @@
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from composer.article import Paragraph
 from composer.planner.place import extract_indices, place, spread

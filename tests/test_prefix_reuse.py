@@ -8,36 +8,9 @@ from composer.images import load_image
 from composer.model.embedded import EmbeddedModel
 from composer.planner.pipeline import compose
 from composer.planner.request import ComposeRequest
+from composer.testing import FixedDraft
 
 ROOT = Path(__file__).resolve().parent.parent
-DRAFT = "\n\n".join([
-    "The café opens at seven, but the owner is there at six to warm the machine and the cups.",
-    "The first shot of the day is pulled at six forty-five to dial in the grinder: eighteen grams in, thirty-six out.",
-    "Crema that is hazel-brown and lasts a minute means fresh beans and the right grind.",
-    "A tabby cat from the flat upstairs sleeps on the window seat most mornings.",
-    "She has her own water bowl by the door, and the regulars greet her by name.",
-    "About half the morning customers are regulars, and the barista knows their orders.",
-    "By nine the rush is over, and the owner finally drinks a coffee of her own.",
-    "Small cafés like this one are where a neighbourhood meets itself every morning.",
-])
-
-
-class FixedDraft:
-    """The embedded model with the first draft given: writing is not what reuse can save, so the
-    comparison covers exactly the steps that share the article prefix."""
-
-    def __init__(self, model):
-        self.model = model
-        self.name, self.dialect, self.sees_images, self.usage = model.name, model.dialect, False, model.usage
-
-    def stream(self, prompt, sampling):
-        yield DRAFT
-
-    def complete(self, prompts, sampling):
-        return self.model.complete(prompts, sampling)
-
-    def choose(self, prompt, options):
-        return self.model.choose(prompt, options)
 
 
 def run(reuse: bool):

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from composer.retrieval import MULTILINGUAL_OPEN_CLIP, ImageLibrary, LibraryError, load_encoder
-from composer.retrieval.encoder import parse_open_clip_spec
+from composer.retrieval.registry import parse_open_clip_spec
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "library"
 

@@ -1,7 +1,8 @@
 import itertools
 
 import numpy as np
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from composer.planner.select import assign, best_free
 

@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 from composer.model import load_model
-from composer.model.base import ChatModel, ModelError, Prompt, Sampling, TokenUsage
+from composer.model.base import ChatModel, ChatModelBase, ModelError, Prompt, Sampling, TokenUsage
 from composer.model.serialized import Cancelled, SerializedModel, StreamAbandoned
 
 BOUND = 20.0  # seconds: far beyond any healthy wait here, only there so that a hang fails
@@ -26,7 +26,7 @@ class FakeModelError(ModelError):
     pass
 
 
-class SlowModel:
+class SlowModel(ChatModelBase):
     """A ChatModel that writes `tag:i ` tokens with a small sleep each, and records which threads
     ran it, how many streams ran at once and how many tokens each tag produced. A prompt starting
     with "fail" raises after two tokens."""

@@ -3,15 +3,15 @@ import io
 
 from PIL import Image
 
-from composer.article import Figure
 from composer.images import decode_image_bytes
-from composer.planner.edit import run_edit, expand, insert_paragraph
+from composer.planner.edit import expand, insert_paragraph, run_edit
 from composer.planner.pipeline import compose
 from composer.planner.prompts import XComposerPrompts
 from composer.planner.request import ComposeRequest
-from tests.fakes import ScriptedModel
+from composer.testing import ScriptedModel
 
-ARTICLE = "\n".join(["第一段，咖啡馆七点开门。", "第二段，浓缩咖啡的油脂。", "第三段，窗台上的猫。", "第四段，熟客。", "第五段，结尾。"])
+ARTICLE = "\n".join(["第一段，咖啡馆七点开门。", "第二段，浓缩咖啡的油脂。", "第三段，窗台上的猫。",
+                     "第四段，熟客。", "第五段，结尾。"])
 
 
 def upload(color):
@@ -41,7 +41,8 @@ def test_prompts_are_the_trained_ones():
     assert place.answer_prefix == "适合插入图像的行是"
     assert p.place(paras, "auto").prompt.turns[-1].text.endswith("选择适合插入图像的行")
     cap = p.caption(paras, 2, [(0, "猫")], language="zh")
-    assert cap.turns[-1].text == '给定文章"<Seg0> a\n<Seg1> b\n<Seg2> c\n" 现在<Seg0>后插入图像对应的标题是"猫"，给出适合在<Seg2>后插入的图像对应的标题。'
+    assert cap.turns[-1].text == ('给定文章"<Seg0> a\n<Seg1> b\n<Seg2> c\n" '
+                                  '现在<Seg0>后插入图像对应的标题是"猫"，给出适合在<Seg2>后插入的图像对应的标题。')
     assert cap.answer_prefix == '标题是"'
 
 

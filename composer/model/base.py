@@ -6,12 +6,14 @@ letter and parsing it does. Nothing here imports the rest of composer.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Iterator, Literal, Protocol, Sequence, Union, runtime_checkable
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 from PIL import Image
 
-Part = Union[str, Image.Image]
+Part: TypeAlias = str | Image.Image
 Role = Literal["system", "user", "assistant"]
 Dialect = Literal["generic", "xcomposer"]
 
@@ -40,7 +42,7 @@ class Prompt:
     answer_prefix: str = ""
 
     @classmethod
-    def user(cls, *parts: Part, system: str | None = None, answer_prefix: str = "") -> "Prompt":
+    def user(cls, *parts: Part, system: str | None = None, answer_prefix: str = "") -> Prompt:
         turns = [Turn("system", [system])] if system else []
         turns.append(Turn("user", list(parts)))
         return cls(turns, answer_prefix)
@@ -52,6 +54,12 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Sampling:
+    """How to pick each next token. `repetition_penalty` has one meaning in every backend that
+    samples itself (numpy and torch samplers; llama.cpp servers read it the same way): a token
+    among the last PENALTY_WINDOW positions (prompt and answer so far) has its logit divided by the
+    penalty when positive, multiplied when negative. A window rather than the whole history: a
+    grounded article should reuse the words of its materials without being pushed off them."""
+
     temperature: float = 0.7
     top_p: float = 0.9
     top_k: int = 40
@@ -87,17 +95,59 @@ class TokenUsage:
         return {"prefill": self.prefill, "decode": self.decode, "total": self.total, "calls": self.calls}
 
 
+PENALTY_WINDOW = 64  # as llama.cpp's default repeat_last_n
+
+
 @runtime_checkable
 class ChatModel(Protocol):
-    name: str
-    dialect: Dialect
-    sees_images: bool
-    usage: TokenUsage
+    """What the planner reads from a model. Backends inherit ChatModelBase for the defaults.
+    (Read-only members: a backend may declare a narrower value, e.g. dialect = "xcomposer".)"""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    @property
+    def sees_images(self) -> bool: ...
+
+    @property
+    def small(self) -> bool: ...
+
+    @property
+    def usage(self) -> TokenUsage: ...
 
     def stream(self, prompt: Prompt, sampling: Sampling) -> Iterator[str]: ...
 
     def complete(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[str]: ...
 
+    def choose(self, prompt: Prompt, options: Sequence[str]) -> list[float]: ...
+
+
+class ChatModelBase(ABC):
+    """The declared capabilities with their defaults (llm-style): a backend overrides what differs.
+
+    - `name`: what article metadata records as the model.
+    - `dialect`: which prompts it was trained on (composer.planner.prompts).
+    - `sees_images`: images in a prompt reach the model (else only their text stands in).
+    - `small`: a small model; the planner asks it for one outline point at a time and warns
+      that its Chinese is poor.
+    """
+
+    name: str = "model"
+    dialect: Dialect = "generic"
+    sees_images: bool = False
+    small: bool = False
+    usage: TokenUsage
+
+    @abstractmethod
+    def stream(self, prompt: Prompt, sampling: Sampling) -> Iterator[str]: ...
+
+    @abstractmethod
+    def complete(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[str]: ...
+
+    @abstractmethod
     def choose(self, prompt: Prompt, options: Sequence[str]) -> list[float]: ...
 
 

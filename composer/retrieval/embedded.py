@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from composer.retrieval.encoder import encode_images_via_pixels, l2_normalize
+from composer.retrieval.encoder import EncoderBase, encode_images_via_pixels, l2_normalize
 from composer.retrieval.errors import LibraryError
 from composer.retrieval.preprocess import CenterCropTransform
 
@@ -41,7 +41,7 @@ RESIZE = 256  # TF eval preprocessing: center crop 224 out of 224 + 32 padding
 
 
 @dataclass
-class EmbeddedEncoder:
+class EmbeddedEncoder(EncoderBase):
     name: str
     spec: str
     dim: int

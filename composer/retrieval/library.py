@@ -11,18 +11,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Collection, Iterable, Sequence
 
 import numpy as np
 import torch
 
 from composer.article import Candidate, ImageRef
 from composer.retrieval.decode import Decoded, Failed, decode_batches
-from composer.retrieval.encoder import ImageTextEncoder, l2_normalize, load_encoder
+from composer.retrieval.encoder import ImageTextEncoder, l2_normalize
 from composer.retrieval.errors import LibraryError
 from composer.retrieval.index import VectorIndex
+from composer.retrieval.registry import load_encoder
 from composer.retrieval.scan import Skipped, scan_folder
 from composer.retrieval.store import ImageRow, Store, now
 
@@ -102,7 +103,7 @@ class ImageLibrary:
         with self._lock:
             self.store.close()
 
-    def __enter__(self) -> "ImageLibrary":
+    def __enter__(self) -> ImageLibrary:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -224,7 +225,8 @@ class ImageLibrary:
                 dims.setdefault(r.sha256, (r.width, r.height))
             width, height = dims[r.sha256]
             added = old.added if old else now()
-            new_rows.append(ImageRow(r.entry.rel, r.sha256, r.entry.size, r.entry.mtime_ns, width, height, enc.name, added))
+            new_rows.append(ImageRow(r.entry.rel, r.sha256, r.entry.size, r.entry.mtime_ns, width, height, enc.name,
+                                     added))
             if old is None:
                 report.added += 1
             else:
@@ -263,8 +265,7 @@ class ImageLibrary:
         return self._index
 
     def _stored_ids(self, name: str) -> np.ndarray:
-        ids = [r[0] for r in self.store.conn.execute("SELECT id FROM vectors WHERE encoder = ? ORDER BY id", (name,))]
-        return np.array(ids, dtype=np.int64)
+        return np.array(self.store.vector_id_list(name), dtype=np.int64)
 
     def _rebuild_index(self, enc_or_name: ImageTextEncoder | str) -> VectorIndex:
         name = enc_or_name if isinstance(enc_or_name, str) else enc_or_name.name
@@ -275,7 +276,7 @@ class ImageLibrary:
     # --- queries ---------------------------------------------------------------------------
     def __len__(self) -> int:
         with self._lock:
-            return self.store.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+            return self.store.count_images()
 
     def ids_for(self, hashes: Iterable[str]) -> set[int]:
         """The index ids of these contents (the ids `search` takes in `exclude`)."""
@@ -317,7 +318,8 @@ class ImageLibrary:
 
     def candidates(self, caption: str, k: int, exclude_hashes: Iterable[str] = ()) -> list[Candidate]:
         """What the planner asks a library: the k best images for a caption, none it already used."""
-        return [Candidate(image=ref, score=score) for ref, score in self.search(caption, k, exclude=self.ids_for(exclude_hashes))]
+        found = self.search(caption, k, exclude=self.ids_for(exclude_hashes))
+        return [Candidate(image=ref, score=score) for ref, score in found]
 
     def _ref(self, row: ImageRow) -> ImageRef:
         return ImageRef(sha256=row.sha256, path=str(self.folder / row.path), width=row.width, height=row.height)

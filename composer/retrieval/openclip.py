@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from composer.retrieval.encoder import encode_images_via_pixels
+from composer.retrieval.encoder import EncoderBase, encode_images_via_pixels
 from composer.retrieval.errors import LibraryError
 from composer.retrieval.preprocess import RESAMPLE, CenterCropTransform
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class OpenClipEncoder:
+class OpenClipEncoder(EncoderBase):
     name: str
     spec: str
     dim: int

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -143,11 +143,18 @@ class Store:
             )
         return out
 
+    def vector_id_list(self, encoder: str) -> list[int]:
+        """The ids of an encoder's vectors, in id order."""
+        return [r[0] for r in self.conn.execute("SELECT id FROM vectors WHERE encoder = ? ORDER BY id", (encoder,))]
+
+    def count_images(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+
     def count_vectors(self, encoder: str) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM vectors WHERE encoder = ?", (encoder,)).fetchone()[0]
 
     # --- writes (each a transaction) -------------------------------------------------------
-    def transaction(self) -> "_Transaction":
+    def transaction(self) -> _Transaction:
         return _Transaction(self.conn)
 
     def write_batch(self, encoder: str, new_vectors: dict[str, np.ndarray], rows: list[ImageRow]) -> dict[str, int]:
@@ -159,7 +166,7 @@ class Store:
                     "INSERT OR IGNORE INTO vectors (sha256, encoder, vector) VALUES (?, ?, ?)",
                     (sha, encoder, np.ascontiguousarray(vec, dtype=np.float32).tobytes()),
                 )
-                if cur.rowcount:
+                if cur.rowcount and cur.lastrowid is not None:
                     ids[sha] = cur.lastrowid
             self.conn.executemany(
                 "INSERT OR REPLACE INTO images (path, sha256, size, mtime_ns, width, height, encoder, added)"

@@ -19,14 +19,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Hashable, Iterator, Sequence
 
 import torch
 from PIL import Image
 
-from composer.model.base import ModelError, Prompt, Sampling, TokenUsage
+from composer.model.base import ChatModelBase, ModelError, Prompt, Sampling, TokenUsage
+from composer.model.sampling import StopStringFilter
 from composer.model.xcomposer2.checkpoint import default_device_dtype, load_pretrained, resolve
 from composer.model.xcomposer2.generation import Generation, PreparedInput
 from composer.model.xcomposer2.internlm2 import KVCache
@@ -38,39 +39,38 @@ DEFAULT_ID = "internlm/internlm-xcomposer2-7b"
 
 
 class TextStream:
-    """Detokenizes a growing id list into text deltas, holding back what may still turn out to be
-    the start of a stop string or an incomplete UTF-8 character."""
+    """Detokenizes a growing id list into text deltas, holding back an incomplete UTF-8 character;
+    stop strings are the shared StopStringFilter's job (one holdback rule for every backend)."""
 
     def __init__(self, tokenizer: XComposer2Tokenizer, stops: Sequence[str]) -> None:
         self.tokenizer = tokenizer
-        self.stops = [s for s in stops if s]
+        self.filter = StopStringFilter(stops)
         self.ids: list[int] = []
-        self.emitted = 0
+        self.decoded = 0  # characters of the decoded ids already fed to the filter
         self.text = ""  # everything released so far
-        self.stopped = False
+
+    @property
+    def stopped(self) -> bool:
+        return self.filter.stopped
 
     def push(self, token: int) -> str:
+        if self.stopped:
+            return ""
         self.ids.append(token)
         text = self.tokenizer.decode(self.ids)
         if text.endswith("\ufffd"):
             return ""
-        hits = [i for i in (text.find(s) for s in self.stops) if i >= 0]
-        if hits:
-            self.stopped = True
-            return self._release(text[: min(hits)])
-        hold = max((k for s in self.stops for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
-        return self._release(text[: len(text) - hold])
+        fresh, self.decoded = text[self.decoded :], len(text)
+        return self._release(self.filter.feed(fresh))
 
     def flush(self) -> str:
         if self.stopped:
             return ""
-        return self._release(self.tokenizer.decode(self.ids).rstrip("\ufffd"))
+        text = self.tokenizer.decode(self.ids).rstrip("\ufffd")
+        fresh, self.decoded = text[self.decoded :], len(text)
+        return self._release(self.filter.feed(fresh) + self.filter.flush())
 
-    def _release(self, upto: str) -> str:
-        if len(upto) <= self.emitted:
-            return ""
-        delta = upto[self.emitted :]
-        self.emitted = len(upto)
+    def _release(self, delta: str) -> str:
         self.text += delta
         return delta
 
@@ -102,42 +102,17 @@ def _image_hash(image: Image.Image) -> str:
     return h.hexdigest()
 
 
-class XComposer2Chat:
+class XComposer2Chat(ChatModelBase):
     dialect = "xcomposer"
     sees_images = True
 
     def __init__(
         self,
-        hub_id_or_path: str | Path = DEFAULT_ID,
-        dtype: torch.dtype | str | None = None,
-        device: torch.device | str | None = None,
-        max_batch: int = 8,
-        reuse_prefix: bool = True,
-    ) -> None:
-        folder = resolve(hub_id_or_path)
-        tok_path = folder / "tokenizer.model"
-        if not tok_path.is_file():
-            raise ModelError(f"{folder}: no tokenizer.model; is this an InternLM-XComposer2 checkpoint folder?")
-        dtype, dev = default_device_dtype(dtype, device)
-        model = load_pretrained(folder, dtype=dtype, device=dev)
-        self._setup(model, XComposer2Tokenizer.from_file(tok_path), f"xcomposer2:{hub_id_or_path}", max_batch, reuse_prefix)
-
-    @classmethod
-    def from_model(
-        cls,
         model: XComposer2,
         tokenizer: XComposer2Tokenizer,
         name: str = "xcomposer2",
         max_batch: int = 8,
         reuse_prefix: bool = True,
-    ) -> "XComposer2Chat":
-        """Wrap an already built model and tokenizer (tests, notebooks)."""
-        self = cls.__new__(cls)
-        self._setup(model, tokenizer, name, max_batch, reuse_prefix)
-        return self
-
-    def _setup(
-        self, model: XComposer2, tokenizer: XComposer2Tokenizer, name: str, max_batch: int, reuse_prefix: bool
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -148,6 +123,37 @@ class XComposer2Chat:
         self.stop_ids = (tokenizer.eos_id, tokenizer.end_of_turn_id)
         self._kept: _Kept | None = None
         self._kept_lock = threading.Lock()  # calls from several threads each take the cache whole
+
+    @classmethod
+    def load(
+        cls,
+        hub_id_or_path: str | Path = DEFAULT_ID,
+        dtype: torch.dtype | str | None = None,
+        device: torch.device | str | None = None,
+        max_batch: int = 8,
+        reuse_prefix: bool = True,
+    ) -> XComposer2Chat:
+        """Load an official checkpoint from the hub cache or a local folder."""
+        folder = resolve(hub_id_or_path)
+        tok_path = folder / "tokenizer.model"
+        if not tok_path.is_file():
+            raise ModelError(f"{folder}: no tokenizer.model; is this an InternLM-XComposer2 checkpoint folder?")
+        dtype, dev = default_device_dtype(dtype, device)
+        model = load_pretrained(folder, dtype=dtype, device=dev)
+        return cls(model, XComposer2Tokenizer.from_file(tok_path), f"xcomposer2:{hub_id_or_path}", max_batch,
+                   reuse_prefix)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: XComposer2,
+        tokenizer: XComposer2Tokenizer,
+        name: str = "xcomposer2",
+        max_batch: int = 8,
+        reuse_prefix: bool = True,
+    ) -> XComposer2Chat:
+        """Wrap an already built model and tokenizer (tests, notebooks): the constructor, by name."""
+        return cls(model, tokenizer, name, max_batch, reuse_prefix)
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -170,7 +176,9 @@ class XComposer2Chat:
         with self._kept_lock:
             self._kept = None
 
-    def _position_keys(self, tp: TokenizedPrompt, known: list[tuple[Image.Image, str]]) -> tuple[list[Hashable], list[tuple[Image.Image, str]]]:
+    def _position_keys(
+        self, tp: TokenizedPrompt, known: list[tuple[Image.Image, str]]
+    ) -> tuple[list[Hashable], list[tuple[Image.Image, str]]]:
         n_img = self.model.config.vision.tokens_per_image
         keys: list[Hashable] = []
         images: list[tuple[Image.Image, str]] = []

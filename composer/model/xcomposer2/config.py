@@ -85,7 +85,7 @@ class XComposer2Config:
     max_length: int = 4096  # the official prompt limit (config max_length); longer prompts are refused
 
     @classmethod
-    def from_hf_dict(cls, d: dict[str, Any]) -> "XComposer2Config":
+    def from_hf_dict(cls, d: dict[str, Any]) -> XComposer2Config:
         """Read an official config.json (plus our optional `vision_config` extension)."""
         scaling = d.get("rope_scaling") or {}
         decoder = DecoderConfig(

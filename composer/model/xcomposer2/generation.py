@@ -9,12 +9,12 @@ text_ids are still the whole prompt's (the repetition penalty's history).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import torch
 
-from composer.model.base import Sampling, TokenUsage
+from composer.model.base import PENALTY_WINDOW, Sampling, TokenUsage
 from composer.model.xcomposer2.internlm2 import KVCache
 from composer.model.xcomposer2.model import XComposer2
 
@@ -51,25 +51,35 @@ def left_pad(inputs: Sequence[PreparedInput]) -> tuple[torch.Tensor, torch.Tenso
 
 
 class Sampler:
-    """Repetition penalty, temperature, top-k, top-p, in the order transformers applies them."""
+    """Repetition penalty, temperature, top-k, top-p, in the order transformers applies them. The
+    penalty means what it means in every backend (see Sampling): the last PENALTY_WINDOW tokens."""
 
     def __init__(self, sampling: Sampling, batch: int, vocab: int, device: torch.device) -> None:
         self.s = sampling
-        self.seen = torch.zeros(batch, vocab, dtype=torch.bool, device=device)
+        self.vocab = vocab
+        self.device = device
+        self.history: list[list[int]] = [[] for _ in range(batch)]
         self.generator: torch.Generator | None = None
         if sampling.seed is not None and not sampling.greedy:
             self.generator = torch.Generator(device=device).manual_seed(sampling.seed)
 
     def remember(self, row: int, ids: Sequence[int]) -> None:
-        if ids:
-            self.seen[row, torch.tensor(list(ids), device=self.seen.device)] = True
+        self.history[row].extend(ids)
+
+    def recent(self) -> torch.Tensor:
+        """(batch, vocab) mask of the tokens the penalty applies to."""
+        mask = torch.zeros(len(self.history), self.vocab, dtype=torch.bool)
+        for row, ids in enumerate(self.history):
+            if ids:
+                mask[row, torch.tensor(ids[-PENALTY_WINDOW:], dtype=torch.long)] = True
+        return mask.to(self.device)
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
         s = self.s
         logits = logits.float()
         if s.repetition_penalty != 1.0:
             penalised = torch.where(logits > 0, logits / s.repetition_penalty, logits * s.repetition_penalty)
-            logits = torch.where(self.seen, penalised, logits)
+            logits = torch.where(self.recent(), penalised, logits)
         if s.greedy:
             return logits.argmax(dim=-1)
         logits = logits / s.temperature
@@ -144,7 +154,7 @@ class Generation:
                 produced += 1
                 out.append(tok)
                 self.tokens[row].append(tok)
-                sampler.seen[row, tok] = True
+                sampler.remember(row, [tok])
                 if tok in self.stop_ids or len(self.tokens[row]) >= max_new:
                     self.active[row] = False
             self.usage.decode += produced  # one call per generation, counted at prefill

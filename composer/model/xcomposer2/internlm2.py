@@ -144,7 +144,7 @@ class KVCache:
         self.next_position = self.valid[:, :length].sum(dim=1)
         self.length = length
 
-    def expand(self, batch: int, extra: int = 0) -> "KVCache":
+    def expand(self, batch: int, extra: int = 0) -> KVCache:
         """A copy of a batch-1 cache repeated `batch` times (one shared prefix, many continuations),
         with room for `extra` more positions. Only the cached positions are copied, not the spare
         capacity."""
@@ -153,15 +153,11 @@ class KVCache:
         n = self.length
         cap = max(n + extra, 1)
 
-        def copy(t: torch.Tensor) -> torch.Tensor:  # (1, heads, cap, head_dim) -> (batch, heads, cap', head_dim)
-            out = t.new_empty((batch,) + t.shape[1:2] + (cap,) + t.shape[3:])
-            out[:, :, :n] = t[:, :, :n]
-            return out
-
-        out = KVCache.__new__(KVCache)
-        out.keys = [copy(k) for k in self.keys]
-        out.values = [copy(v) for v in self.values]
-        out.valid = self.valid.new_zeros(batch, cap)
+        first = self.keys[0]
+        out = KVCache(len(self.keys), batch, first.shape[1], first.shape[3], cap, first.device, first.dtype)
+        for mine, theirs in ((out.keys, self.keys), (out.values, self.values)):
+            for layer, t in enumerate(theirs):
+                mine[layer][:, :, :n] = t[:, :, :n]
         out.valid[:, :n] = self.valid[:, :n]
         out.next_position = self.next_position.expand(batch).clone()
         out.length = self.length
@@ -179,7 +175,9 @@ class Attention(nn.Module):
         self.groups = cfg.kv_groups
         qkv_out = (cfg.num_heads + 2 * cfg.num_kv_heads) * cfg.head_dim
         self.wqkv = PLoRALinear(cfg.hidden_size, qkv_out, cfg.plora_rank, cfg.plora_alpha, bias=cfg.bias)
-        self.wo = PLoRALinear(cfg.num_heads * cfg.head_dim, cfg.hidden_size, cfg.plora_rank, cfg.plora_alpha, bias=cfg.bias)
+        self.wo = PLoRALinear(
+            cfg.num_heads * cfg.head_dim, cfg.hidden_size, cfg.plora_rank, cfg.plora_alpha, bias=cfg.bias
+        )
 
     def forward(
         self,
@@ -273,7 +271,10 @@ class InternLM2Model(nn.Module):
         B, T, _ = inputs_embeds.shape
         device = inputs_embeds.device
         past = cache.length if cache is not None else 0
-        new_valid = attention_mask.bool() if attention_mask is not None else torch.ones(B, T, dtype=torch.bool, device=device)
+        if attention_mask is not None:
+            new_valid = attention_mask.bool()
+        else:
+            new_valid = torch.ones(B, T, dtype=torch.bool, device=device)
         # Position ids count real tokens only, so a left-padded row numbers its tokens 0, 1, ...
         # exactly as when it runs alone.
         start = cache.next_position[:, None] if cache is not None else 0

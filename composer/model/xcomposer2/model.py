@@ -5,8 +5,7 @@ key prefixes, so `official_keys()` is a near-identity map.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from PIL import Image
@@ -26,18 +25,6 @@ class XComposer2(nn.Module):
         self.output = nn.Linear(config.decoder.hidden_size, config.decoder.vocab_size, bias=False)
         self.vit = VisionTower(config.vision)
         self.vision_proj = build_projector(config.vision.hidden_size, config.decoder.hidden_size)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        hub_id_or_path: str | Path,
-        dtype: torch.dtype | str | None = None,
-        device: torch.device | str | None = None,
-    ) -> "XComposer2":
-        """Load an official checkpoint folder (or hub id, when online); see checkpoint.py."""
-        from composer.model.xcomposer2.checkpoint import load_pretrained
-
-        return load_pretrained(hub_id_or_path, dtype=dtype, device=device)
 
     # -- names ---------------------------------------------------------------------------------
 

@@ -11,14 +11,14 @@ text parts of a turn.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import TypeAlias
 
 from PIL import Image
 
 from composer.model.base import Prompt
 from composer.model.xcomposer2.tokenizer import END_OF_TURN, START_OF_TURN, XComposer2Tokenizer
 
-Piece = Union[str, Image.Image]
+Piece: TypeAlias = str | Image.Image
 
 
 Segments = list[tuple[str, bool]]  # (text, is_template): see XComposer2Tokenizer.encode_segments
@@ -76,7 +76,9 @@ class TokenizedPrompt:
 def tokenize(prompt: Prompt, tokenizer: XComposer2Tokenizer, extra: str = "") -> TokenizedPrompt:
     """Tokenize the rendered prompt; `extra` is appended to the final text (an option in `choose`)."""
     pieces = render_marked(prompt)
-    pieces[-1] = pieces[-1] + [(extra, False)]  # the template always ends with text
+    last = pieces[-1]
+    assert not isinstance(last, Image.Image), "the template always ends with text"
+    pieces[-1] = last + [(extra, False)]
     runs: list[list[int]] = [[]]
     images: list[Image.Image] = []
     need_bos = True

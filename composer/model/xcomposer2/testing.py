@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -13,6 +14,8 @@ from composer.model.xcomposer2.config import XComposer2Config, tiny_config
 from composer.model.xcomposer2.model import XComposer2
 from composer.model.xcomposer2.plora import PLoRALinear
 from composer.model.xcomposer2.tokenizer import END_OF_TURN, START_OF_TURN, XComposer2Tokenizer
+
+M = TypeVar("M", bound=nn.Module)
 
 _SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -54,7 +57,7 @@ def tiny_tokenizer() -> XComposer2Tokenizer:
 
 
 @torch.no_grad()
-def randomize(model: nn.Module, seed: int = 0, std: float = 0.05) -> nn.Module:
+def randomize(model: M, seed: int = 0, std: float = 0.05) -> M:
     """Fill every weight with small random values, PLoRA B included (fresh PLoRA layers are
     zero on B and would hide bugs in the image path)."""
     gen = torch.Generator().manual_seed(seed)
@@ -116,7 +119,8 @@ def save_checkpoint(
         part = {k: state[k] for k in keys[i * per : (i + 1) * per]}
         write(folder / name, part)
         weight_map.update({k: name for k in part})
-    index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())}, "weight_map": weight_map}
+    total = sum(t.numel() * t.element_size() for t in state.values())
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (folder / f"{stem}.{ext}.index.json").write_text(json.dumps(index, indent=2))
     return folder
 

@@ -28,11 +28,13 @@ class XComposer2Tokenizer:
         self.end_of_turn_id = self._required(END_OF_TURN)
         self.start_of_turn_id = self._required(START_OF_TURN)
         self.special_ids = frozenset(
-            i for i in range(self.sp.get_piece_size()) if _SPECIAL.fullmatch(self.sp.id_to_piece(i)) or self.sp.is_control(i)
+            i
+            for i in range(self.sp.get_piece_size())
+            if _SPECIAL.fullmatch(self.sp.id_to_piece(i)) or self.sp.is_control(i)
         )
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "XComposer2Tokenizer":
+    def from_file(cls, path: str | Path) -> XComposer2Tokenizer:
         return cls(Path(path).read_bytes())
 
     def _required(self, piece: str) -> int:

@@ -8,7 +8,7 @@ at load time (`interpolate_position_embedding`), as the remote code's `resize_po
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -59,7 +59,7 @@ class VisionTower(nn.Module):
         return prefix + "vision_model." + rest
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        dtype = self.clip_body.embeddings.patch_embedding.weight.dtype
+        dtype = self.clip_body.get_submodule("embeddings.patch_embedding").get_parameter("weight").dtype
         select = self.config.select_layer
         out = self.vision_tower(pixel_values.to(dtype), output_hidden_states=select != -1)
         features = out.last_hidden_state if select == -1 else out.hidden_states[select]
