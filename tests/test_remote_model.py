@@ -290,7 +290,7 @@ def test_two_servers_one_killed_mid_compose_loses_nothing(server):
     """Requests spread over both servers; once A is killed (between requests) every request goes
     to B, the compose finishes, and A is reported down."""
     with LlamaServer() as a:
-        model = RemoteChatModel(f"{a.url},{server}", timeout=30)
+        model = RemoteChatModel(f"{a.url},{server}#smollm2", timeout=30)
         for _ in range(2):
             assert "".join(model.stream(Prompt.user("Say hello."), Sampling(temperature=0, max_new_tokens=4)))
         assert [h["served"] for h in model.pool.health()] == [1, 1]
@@ -301,9 +301,11 @@ def test_two_servers_one_killed_mid_compose_loses_nothing(server):
                 a.stop()  # the writing is done; placing, captions and choices are still to come
         assert not a.running and events[-1].kind == "done"
         article = events[-1].data["article"]
-        assert len(article.figures) == 2 and all(f.caption for f in article.figures)
+        text = [p for p in article.paragraphs if not p.is_heading]
+        assert len(article.figures) == min(2, len(text)) and all(f.caption for f in article.figures)
         health = model.pool.health()
-        assert health[1]["served"] > 2 and "connection refused" in health[0]["last_error"]
+        assert health[1]["served"] >= 1 + 1 + 2 * len(article.figures)  # hello, place, caption and choice each
+        assert "connection refused" in health[0]["last_error"]
         assert health[0]["served"] <= 2  # the write prompt may have gone to A before it died
 
 
