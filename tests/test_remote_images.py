@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import os
 import re
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -24,8 +29,10 @@ from composer.planner.pipeline import compose
 from composer.planner.request import ComposeRequest
 from tests.fakes import MARKERS
 
+ROOT = Path(__file__).resolve().parent.parent
 ARTICLE = "\n".join(["第一段，咖啡馆七点开门。", "第二段，浓缩咖啡的油脂。", "第三段，窗台上的猫。", "第四段，熟客。", "第五段，结尾。"])
 RED, BLUE = (200, 30, 30), (30, 30, 200)
+MODEL_ID = "internlm-xcomposer2-7b"  # as the README's LMDeploy command serves it (--model-name)
 
 
 def upload(color, size):
@@ -97,7 +104,7 @@ class XComposerLike:
         self.problems: list[str] = []
         self.seen: list[tuple[str, list[tuple[int, int, int]]]] = []  # (step, colours of the images shown)
         self.lock = threading.Lock()
-        self.server = ScriptedServer(self.handle, models=("internlm/internlm-xcomposer2-7b",))
+        self.server = ScriptedServer(self.handle, models=(MODEL_ID,))
 
     def step_of(self, text: str) -> str:
         for step, marker in MARKERS["xcomposer"].items():
@@ -108,7 +115,7 @@ class XComposerLike:
     def check(self, body: dict) -> tuple[str, list[Image.Image]]:
         """The OpenAI vision schema, and LMDeploy's reading of it: one text part holding an
         <IMAGE_TOKEN> per image, image_url parts with data URLs of JPEGs."""
-        assert body["model"] == "internlm/internlm-xcomposer2-7b"
+        assert body["model"] == MODEL_ID
         text, images = "", []
         for message in body["messages"]:
             assert message["role"] in ("system", "user", "assistant")
@@ -199,3 +206,29 @@ def test_a_server_that_refuses_images_says_so_and_nothing_is_retried():
     finally:
         s.close()
 
+
+
+@pytest.mark.slow
+def test_the_cli_composes_through_xcomposer_servers_with_the_first_one_down(tmp_path):
+    """The issue's "done when": `python -m composer compose --model "openai:http://A,http://B#..."
+    --images a b` with A down sends the photos as images and composes in the xcomposer dialect."""
+    photos = []
+    for name, color, size in [("a.png", RED, (2000, 1500)), ("b.png", BLUE, (600, 800))]:
+        Image.new("RGB", size, color).save(tmp_path / name)
+        photos.append(tmp_path / name)
+    (tmp_path / "req.json").write_text(json.dumps({"title": "咖啡馆的早晨", "language": "zh", "image_count": 2}))
+    xc = XComposerLike("<Seg2>, <Seg0>", ['窗台上睡觉的猫"', '一杯浓缩咖啡"'], {RED: (1024, 768), BLUE: (600, 800)})
+    try:
+        spec = f"openai:{closed_url()},{xc.server.url}#{MODEL_ID}"
+        r = subprocess.run([sys.executable, "-m", "composer", "compose", "--request", str(tmp_path / "req.json"),
+                            "--out", str(tmp_path / "out"), "--model", spec, "--images", *map(str, photos)],
+                           cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                           timeout=600)
+    finally:
+        xc.server.close()
+    assert r.returncode == 0, r.stderr
+    assert xc.problems == [] and [step for step, _ in xc.seen][:2] == ["write", "place"]
+    assert xc.seen[0][1] == [RED, BLUE]
+    article = json.loads((tmp_path / "out/article.json").read_text())
+    assert article["metadata"]["dialect"] == "xcomposer"
+    assert [b["caption"] for b in article["blocks"] if "caption" in b] == ["窗台上睡觉的猫", "一杯浓缩咖啡"]
