@@ -31,6 +31,10 @@ API_KEY_VARIABLES = ("COMPOSER_API_KEY", "OPENAI_API_KEY")  # the app's own firs
 
 
 class RemoteChatModel:
+    # Calls may run concurrently (the servers queue and batch them; the pool spreads them): an
+    # app must not serialise this model behind one lock, or a second server would sit idle.
+    thread_safe = True
+
     def __init__(self, spec: str | RemoteSpec, model: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                  api_key: str | None = None, deadline: float = DEFAULT_DEADLINE,
                  retry: RetryPolicy = RetryPolicy()):
