@@ -134,6 +134,17 @@ def test_a_truncated_stream_is_a_model_error_not_a_short_answer(scripted, chunke
     assert len(s.bodies) == 1  # a reply already on the page is never asked for again
 
 
+def test_a_reply_ended_without_a_finish_reason_is_an_error_not_a_short_answer(scripted):
+    def handler(h, body):  # what llama.cpp's server sends to a reply it interrupts
+        sse_head(h)
+        h.wfile.write(sse_chunk("Once upon") + b"data: [DONE]\n\n")
+
+    s = scripted(handler)
+    with pytest.raises(ModelError, match=r"ended the reply early \(\[DONE\] before any finish_reason\)"):
+        list(RemoteChatModel(s.url, retry=QUICK).stream(Prompt.user("hi"), GREEDY))
+    assert len(s.bodies) == 1
+
+
 def test_http_errors_carry_the_servers_message(scripted):
     s = scripted(lambda h, b: send_json(h, 400, {"error": {"message": "max_tokens is too large", "type": "invalid"}}))
     with pytest.raises(ModelError, match=r"HTTP 400: max_tokens is too large"):
@@ -307,6 +318,22 @@ def test_two_servers_one_killed_mid_compose_loses_nothing(server):
         assert health[1]["served"] >= 1 + 1 + 2 * len(article.figures)  # hello, place, caption and choice each
         assert "connection refused" in health[0]["last_error"]
         assert health[0]["served"] <= 2  # the write prompt may have gone to A before it died
+
+
+@pytest.mark.slow
+def test_a_reply_interrupted_by_llama_cpp_for_another_request_is_an_error(server):
+    """llama.cpp's server, by default, cuts a streaming reply short when a second request comes."""
+    with LlamaServer(interrupt_requests=True) as a:
+        model = RemoteChatModel(a.url, timeout=30)
+        first = model.stream(Prompt.user("Write a long story about a dragon."), Sampling(temperature=0, max_new_tokens=400))
+        got = [next(first)]
+        second = threading.Thread(target=lambda: list(model.stream(Prompt.user("Hi."), GREEDY)))
+        second.start()
+        with pytest.raises(ModelError, match="ended the reply early"):
+            for delta in first:
+                got.append(delta)
+        second.join(60)
+        assert got
 
 
 @pytest.mark.slow

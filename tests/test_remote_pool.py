@@ -171,6 +171,18 @@ def test_a_stream_cut_after_its_first_token_is_an_error_and_not_retried(scripted
     assert got == ["Once"] and (len(a.bodies), len(b.bodies)) == (1, 0)
 
 
+def test_a_stream_cut_before_its_first_token_goes_to_another_server(scripted):
+    def cut(h, body):
+        sse_head(h)  # the headers, then the server dies while reading the prompt
+        h.close_connection = True
+
+    a, b = scripted(cut), scripted(answers())
+    model = RemoteChatModel(f"{a.url},{b.url}#m", retry=QUICK)
+    assert say(model) == "ok" and (len(a.bodies), len(b.bodies)) == (1, 1)
+    assert model.pool.health()[0]["last_error"] == "stopped answering before the first token"
+    assert model.usage.calls == 1
+
+
 def test_backoff_doubles_with_jitter_and_is_capped():
     policy = RetryPolicy(base_s=0.5, cap_s=4.0)
     rng = random.Random(1)

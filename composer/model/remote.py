@@ -15,12 +15,13 @@ import os
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 from composer.model.base import ModelError, Prompt, Sampling, TokenUsage
 from composer.model.remote_content import to_messages
 from composer.model.remote_http import message_of
-from composer.model.remote_pool import Lease, RetryPolicy, ServerPool
+from composer.model.remote_pool import Lease, RetryPolicy, Server, ServerPool
 from composer.model.remote_spec import RemoteSpec, parse_spec, resolve
 from composer.model.sampling import StopStringFilter
 
@@ -116,11 +117,24 @@ class RemoteChatModel:
     def stream(self, prompt: Prompt, sampling: Sampling) -> Iterator[str]:
         body = self._body(prompt, sampling)
         self._count(calls=1)
+        attempts = self.pool.policy.attempts
+        for attempt in range(1, attempts + 1):
+            reply = _Reply()
+            try:
+                yield from self._stream_once(body, prompt, sampling, reply)
+                return
+            except StreamCut as cut:
+                # Broken off before its first token: nothing reached the writer, so the
+                # request may go to another server. Once a token has, never.
+                if reply.chunks or attempt == attempts:
+                    raise
+                self.pool.mark_down(cut.server, "stopped answering before the first token")
+
+    def _stream_once(self, body: dict, prompt: Prompt, sampling: Sampling, reply: "_Reply") -> Iterator[str]:
         # The server honours `stop`; filtering here as well keeps a server that does not from
         # leaking the stop string, and applies the stops it must not see (see _server_side).
         stops = StopStringFilter(sampling.stop)
         echo = _PrefixEcho(prompt.answer_prefix)
-        chunks = 0
         reported = False
         for event in self._events("/v1/chat/completions", body):
             usage = event.get("usage")
@@ -131,7 +145,7 @@ class RemoteChatModel:
                 delta = (choice.get("delta") or {}).get("content")
                 if not delta:
                     continue
-                chunks += 1
+                reply.chunks += 1
                 text = stops.feed(echo.feed(delta))
                 if text:
                     yield text
@@ -143,7 +157,7 @@ class RemoteChatModel:
             # Servers that ignore stream_options (llama.cpp's Python server) report nothing while
             # streaming; they send one chunk per generated token, so the chunks are the count.
             # The prompt's tokens stay uncounted: the client has no tokenizer.
-            self._count(decode=chunks)
+            self._count(decode=reply.chunks)
         tail = "" if stops.stopped else stops.feed(echo.flush()) + stops.flush()
         if tail:
             yield tail
@@ -163,7 +177,7 @@ class RemoteChatModel:
                 except (TimeoutError, socket.timeout):
                     raise ModelError(f"the server at {base} sent nothing for {self.timeout:g} s mid-reply") from None
                 except (ConnectionError, http.client.HTTPException, OSError):
-                    raise ModelError(f"the server at {base} stopped answering mid-reply") from None
+                    raise StreamCut(lease.server) from None
                 if not line:
                     break
                 if time.monotonic() > give_up:
@@ -173,6 +187,10 @@ class RemoteChatModel:
                     continue  # blank separators, comments (": ping"), event names
                 data = line[len("data:"):].strip()
                 if data == "[DONE]":
+                    if not finished:
+                        # llama.cpp's server ends a reply this way when another request arrives
+                        # (unless started with --interrupt_requests False): a short answer, silently.
+                        raise StreamCut(lease.server, "ended the reply early ([DONE] before any finish_reason)")
                     return
                 try:
                     event = json.loads(data)
@@ -186,7 +204,7 @@ class RemoteChatModel:
         finally:
             lease.close()
         if not finished:
-            raise ModelError(f"the server at {base} stopped answering mid-reply")
+            raise StreamCut(lease.server)
 
     def complete(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[str]:
         # Sequential: a serving engine batches concurrent requests on its side, and concurrent
@@ -217,6 +235,19 @@ class RemoteChatModel:
             raise ModelError("server does not return logprobs; choose needs them")
         top = [(str(t.get("token", "")).strip(), float(t["logprob"])) for t in content[0]["top_logprobs"]]
         return [_first_token_score(option, top) for option in options]
+
+
+class StreamCut(ModelError):
+    """A streamed reply that ended without its end: the server died or dropped the connection."""
+
+    def __init__(self, server: Server, what: str = "stopped answering mid-reply"):
+        super().__init__(f"the server at {server.base} {what}")
+        self.server = server
+
+
+@dataclass
+class _Reply:
+    chunks: int = 0  # content deltas received from the server so far
 
 
 def _server_side(stop: str, answer_prefix: str) -> bool:

@@ -139,6 +139,12 @@ class ServerPool:
     def _failed(self, server: Server, error: str, retry_after: float | None = None) -> None:
         with self._lock:
             server.outstanding -= 1
+        self.mark_down(server, error, retry_after)
+
+    def mark_down(self, server: Server, error: str, retry_after: float | None = None) -> None:
+        """Take a server out of rotation for its back-off period (also for the caller, when a
+        reply it opened broke off before its first token)."""
+        with self._lock:
             server.failures += 1
             server.last_error = error
             pause = self.policy.backoff(server.failures, self._rng)

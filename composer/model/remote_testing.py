@@ -127,7 +127,10 @@ class ScriptedServer:
 class LlamaServer:
     """`python -m llama_cpp.server` on the embedded GGUF, served as model `smollm2`."""
 
-    def __init__(self, n_threads: int = 1, n_ctx: int = 2048, wait_s: float = 120.0, alias: str = "smollm2"):
+    def __init__(self, n_threads: int = 1, n_ctx: int = 2048, wait_s: float = 120.0, alias: str = "smollm2",
+                 interrupt_requests: bool = False):
+        """`interrupt_requests`: llama.cpp's own default (True) ends a streaming reply early when
+        another request arrives; a server for several writers must not."""
         from composer.model.embedded import embedded_gguf_path
 
         port = free_port()
@@ -135,7 +138,7 @@ class LlamaServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf_path()), "--model_alias", alias,
              "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(n_threads),
-             "--n_threads_batch", str(n_threads)],
+             "--n_threads_batch", str(n_threads), "--interrupt_requests", str(interrupt_requests)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
