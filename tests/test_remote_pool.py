@@ -155,6 +155,19 @@ def test_sequential_requests_alternate_and_concurrent_ones_go_to_the_least_busy(
     assert (len(c.bodies), len(d.bodies)) == (2, 2)
 
 
+def test_complete_sends_its_prompts_at_once_over_the_servers(scripted):
+    gate = threading.Barrier(2, timeout=5)  # both requests must be in flight together to pass
+
+    def together(h, body):
+        gate.wait()
+        sse_reply(h, [body["messages"][-1]["content"].upper()])
+
+    a, b = scripted(together), scripted(together)
+    model = RemoteChatModel(f"{a.url},{b.url}#m", retry=QUICK)
+    assert model.complete([Prompt.user("one"), Prompt.user("two")], GREEDY) == ["ONE", "TWO"]
+    assert (len(a.bodies), len(b.bodies)) == (1, 1)
+
+
 def test_a_stream_cut_after_its_first_token_is_an_error_and_not_retried(scripted):
     def cut(h, body):
         sse_head(h)

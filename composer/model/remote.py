@@ -3,7 +3,7 @@
 
 The parts: remote_spec (the spec string, dialect by model id), remote_content (a Prompt as
 chat messages, photos as JPEG data URLs), remote_pool (several servers, health, retries),
-remote_http (one request). This module is the ChatModel: streaming, batching, choosing.
+remote_http (one request). This module is the ChatModel: stream, complete, choose.
 Safe to call from many threads at once: that is how several servers get used.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -29,6 +30,7 @@ DEFAULT_TIMEOUT = 120.0   # seconds per socket read, not per reply: a long reply
 DEFAULT_DEADLINE = 900.0  # seconds for a whole request, however steadily it streams
 TOP_LOGPROBS = 20         # the most OpenAI's API allows; vLLM, LMDeploy and llama.cpp accept it
 API_KEY_VARIABLES = ("COMPOSER_API_KEY", "OPENAI_API_KEY")  # the app's own first
+MAX_PARALLEL = 8          # requests one complete() call has in flight at once
 
 
 class RemoteChatModel:
@@ -207,9 +209,12 @@ class RemoteChatModel:
             raise StreamCut(lease.server)
 
     def complete(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[str]:
-        # Sequential: a serving engine batches concurrent requests on its side, and concurrent
-        # writers (each composing sequentially) are what spreads load over several servers.
-        return ["".join(self.stream(p, sampling)) for p in prompts]
+        # Sent at once: a serving engine batches concurrent requests, and the pool spreads them
+        # over the servers. Each has its own seed, so the answers do not depend on the order.
+        if len(prompts) < 2:
+            return ["".join(self.stream(p, sampling)) for p in prompts]
+        with ThreadPoolExecutor(max_workers=min(len(prompts), MAX_PARALLEL)) as workers:
+            return list(workers.map(lambda p: "".join(self.stream(p, sampling)), prompts))
 
     def choose(self, prompt: Prompt, options: Sequence[str]) -> list[float]:
         """Each option's score is the log-probability of its FIRST token as the reply's first
