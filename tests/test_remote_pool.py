@@ -120,6 +120,18 @@ def test_all_servers_down_is_one_error_naming_each(scripted):
     assert f"{a} (connection refused)" in message and f"{b.url} (HTTP 503: scripted 503)" in message
 
 
+def test_a_silent_server_is_not_retried_but_kept_away_from_the_next_requests(scripted):
+    import time
+
+    hung, fine = scripted(lambda h, b: time.sleep(2)), scripted(answers())
+    long_down = RetryPolicy(attempts=4, total_s=5, base_s=4, cap_s=8)
+    model = RemoteChatModel(f"{hung.url},{fine.url}#m", timeout=0.3, retry=long_down)
+    with pytest.raises(ModelError, match=f"the server at {hung.url} did not answer within 0.3 s"):
+        say(model)
+    assert [say(model) for _ in range(2)] == ["ok", "ok"]
+    assert (len(hung.bodies), len(fine.bodies)) == (1, 2)
+
+
 def test_models_are_listed_by_the_first_healthy_server(scripted):
     b, c = scripted(answers(), models=("model-b",)), scripted(answers(), models=("model-c",))
     assert RemoteChatModel(f"{closed_url()},{b.url},{c.url}", retry=QUICK).model == "model-b"

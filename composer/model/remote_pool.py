@@ -107,7 +107,9 @@ class ServerPool:
                 if exc.code not in RETRIED_STATUS:
                     failed_500.add(server.base)
             except Silent:
-                self._release(server)
+                # Not retried (the writer has waited long enough), but a hung server is kept
+                # away from the other writers for its back-off.
+                self._failed(server, f"no answer within {timeout:g} s")
                 raise ModelError(f"the server at {server.base} did not answer within {timeout:g} s") from None
             except BaseException:
                 self._release(server)
