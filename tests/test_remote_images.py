@@ -147,8 +147,8 @@ class XComposerLike:
         step = self.step_of(text)
         with self.lock:
             self.seen.append((step, [color_of(i) for i in images]))
-        if body.get("logprobs"):
-            return logprobs_reply(h, [("B", -0.2), ("A", -1.6), ("最", -2.5)])
+        if body.get("logprobs"):  # XComposer2 asked to begin with 最合适的图是 repeats it, then the letter
+            return logprobs_reply(h, [("B", -0.2), ("A", -1.6), ("最", -2.5)], echo=["最合适", "的", "图是"])
         answer = {"write": ARTICLE, "place": self.place_answer}.get(step)
         if step == "caption":
             with self.lock:

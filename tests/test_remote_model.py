@@ -210,9 +210,24 @@ def test_choose_reads_first_token_logprobs(scripted):
     scores = model.choose(Prompt.user("A or B?", answer_prefix="The answer is"), [" A", " B", " C"])
     assert scores[1] == -0.1 and math.isclose(scores[0], -2.0 + math.log(2)) and scores[2] == float("-inf")
     body = s.bodies[-1]
-    assert (body["max_tokens"], body["logprobs"], body["top_logprobs"]) == (1, True, 20)
-    assert "Begin your answer" not in body["messages"][-1]["content"]
+    assert (body["logprobs"], body["top_logprobs"], body["temperature"]) == (True, 20, 0.0)
+    # room to write the prefix it is asked to begin with, then the answer
+    assert body["messages"][-1]["content"].endswith("Begin your answer with: The answer is")
+    assert body["max_tokens"] > len("The answer is".split()) + 1
     assert (model.usage.prefill, model.usage.decode) == (30, 1)
+
+
+@pytest.mark.parametrize("echo", [["The", " answer", " is"], ["The answer is", "\n"], ["\n", "The answer", " is", " "]])
+def test_choose_reads_the_logprobs_after_an_echoed_prefix(scripted, echo):
+    s = scripted(lambda h, b: logprobs_reply(h, [(" B", -0.3), (" A", -1.5)], echo=echo))
+    scores = RemoteChatModel(s.url).choose(Prompt.user("A or B?", answer_prefix="The answer is"), [" A", " B", " C"])
+    assert scores == [-1.5, -0.3, float("-inf")]
+
+
+def test_choose_on_a_reply_that_is_only_the_prefix_scores_nothing(scripted):
+    s = scripted(lambda h, b: logprobs_reply(h, [("is", -0.1)], echo=["The", " answer", " "]))
+    assert RemoteChatModel(s.url).choose(Prompt.user("A or B?", answer_prefix="The answer is"), [" A", " B"]) == \
+        [float("-inf")] * 2
 
 
 def test_choose_without_logprobs_says_so(scripted):
@@ -279,7 +294,7 @@ def test_real_server_choose_scores_letter_options(server):
                          answer_prefix="The answer is")
     scores = model.choose(prompt, [" A", " B", " C"])
     assert len(scores) == 3 and all(math.isfinite(s) for s in scores)
-    assert model.usage.prefill > 0 and model.usage.decode == 1 and model.usage.calls == 1
+    assert model.usage.prefill > 0 and model.usage.decode >= 1 and model.usage.calls == 1
 
 
 UPLOADS = [ROOT / "assets/library/cat.jpg", ROOT / "assets/library/coffee.jpg"]

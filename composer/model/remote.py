@@ -217,15 +217,18 @@ class RemoteChatModel:
             return list(workers.map(lambda p: "".join(self.stream(p, sampling)), prompts))
 
     def choose(self, prompt: Prompt, options: Sequence[str]) -> list[float]:
-        """Each option's score is the log-probability of its FIRST token as the reply's first
-        token, read from the server's top_logprobs (an approximation: the API gives no
+        """Each option's score is the log-probability of its FIRST token as the first token of
+        the answer, read from the server's top_logprobs (an approximation: the API gives no
         log-likelihood of a given continuation; exact for one-token options like " A"/" B").
-        An option outside the top 20 scores -inf. The answer prefix is left out: with one token
-        to spend, the reply must start with the option itself."""
+        An option outside the top 20 scores -inf. A chat API cannot prefill the answer prefix
+        (最合适的图是, "The best picture is"), so the model is asked to begin with it, as in
+        stream(), and given the tokens to write it: the scores are read at the first token after
+        the echoed prefix, or at the first token of a reply that does not echo it."""
+        prefix = prompt.answer_prefix.strip()
         body = {
             "model": self.model,
-            "messages": self._messages(prompt, with_prefix=False),
-            "max_tokens": 1,
+            "messages": self._messages(prompt),
+            "max_tokens": 1 + min(2 * len(prefix), 32),  # a token per character at most, roughly
             "temperature": 0.0,
             "logprobs": True,
             "top_logprobs": TOP_LOGPROBS,
@@ -238,8 +241,30 @@ class RemoteChatModel:
         content = ((choices[0].get("logprobs") or {}).get("content") if choices else None) or []
         if not content or not content[0].get("top_logprobs"):
             raise ModelError("server does not return logprobs; choose needs them")
-        top = [(str(t.get("token", "")).strip(), float(t["logprob"])) for t in content[0]["top_logprobs"]]
+        at = _answer_start([str(t.get("token", "")) for t in content], prefix)
+        if at >= len(content) or not content[at].get("top_logprobs"):
+            return [float("-inf")] * len(options)  # the reply ended with the prefix: no answer to score
+        top = [(str(t.get("token", "")).strip(), float(t["logprob"])) for t in content[at]["top_logprobs"]]
         return [_first_token_score(option, top) for option in options]
+
+
+def _answer_start(tokens: Sequence[str], prefix: str) -> int:
+    """Index of the reply's first token after an echo of `prefix` (its first non-blank token
+    when it does not echo it; len(tokens) when the reply is the echo and nothing more). A token that runs past the
+    prefix's end (rare: tokenizers keep a letter apart) is where the answer starts."""
+    text, first = "", None
+    for i, token in enumerate(tokens):
+        text += token
+        head = text.lstrip()
+        if first is None and head:
+            first = i  # leading blank tokens are not the answer
+        if prefix and head.startswith(prefix):
+            if head != prefix:
+                return i
+            return next((j for j in range(i + 1, len(tokens)) if tokens[j].strip()), len(tokens))
+        if not prefix.startswith(head):
+            return first or 0  # the reply went its own way from the start
+    return len(tokens) if prefix else (first or 0)
 
 
 class StreamCut(ModelError):

@@ -69,13 +69,15 @@ def sse_reply(h: BaseHTTPRequestHandler, pieces: Iterable[str], usage: dict | No
     h.wfile.write(b"data: [DONE]\n\n")
 
 
-def logprobs_reply(h: BaseHTTPRequestHandler, top: Sequence[tuple[str, float]], usage: dict | None = None) -> None:
-    """A non-streamed one-token reply with top_logprobs, as `choose` asks for."""
-    tops = [{"token": t, "logprob": lp} for t, lp in top]
-    send_json(h, 200, {"choices": [{"message": {"content": top[0][0]},
-                                    "logprobs": {"content": [{"token": top[0][0], "logprob": top[0][1],
-                                                              "top_logprobs": tops}]}}],
-                       "usage": usage or {"prompt_tokens": 1, "completion_tokens": 1}})
+def logprobs_reply(h: BaseHTTPRequestHandler, top: Sequence[tuple[str, float]], usage: dict | None = None,
+                   echo: Sequence[str] = ()) -> None:
+    """A non-streamed reply with top_logprobs, as `choose` asks for: the `echo` tokens (a model
+    repeating its answer prefix), then one token whose alternatives are `top`."""
+    content = [{"token": e, "logprob": -0.01, "top_logprobs": [{"token": e, "logprob": -0.01}]} for e in echo]
+    content.append({"token": top[0][0], "logprob": top[0][1],
+                    "top_logprobs": [{"token": t, "logprob": lp} for t, lp in top]})
+    send_json(h, 200, {"choices": [{"message": {"content": "".join(echo) + top[0][0]}, "logprobs": {"content": content}}],
+                       "usage": usage or {"prompt_tokens": 1, "completion_tokens": len(content)}})
 
 
 class ScriptedServer:
