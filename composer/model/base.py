@@ -133,12 +133,15 @@ class ChatModelBase(ABC):
     - `sees_images`: images in a prompt reach the model (else only their text stands in).
     - `small`: a small model; the planner asks it for one outline point at a time and warns
       that its Chinese is poor.
+    - `thread_safe`: calls may run at once (a pool of servers); else an app puts the model
+      behind one owner (composer.model.serialized) so that calls never interleave inside it.
     """
 
     name: str = "model"
     dialect: Dialect = "generic"
     sees_images: bool = False
     small: bool = False
+    thread_safe: bool = False
     usage: TokenUsage
 
     @abstractmethod

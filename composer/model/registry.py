@@ -3,7 +3,10 @@
     embedded                      SmolLM2-135M-Instruct shipped inside a PyPI package (CPU, offline)
     xcomposer2[:HUB_ID_OR_PATH]   native InternLM-XComposer2 (GPU)
     hf:HUB_ID_OR_PATH             any transformers causal LM
-    openai:BASE_URL[#MODEL]       an OpenAI-compatible server
+    openai:URL[,URL...][#MODEL][?images=on|off&dialect=generic|xcomposer]
+                                  OpenAI-compatible servers (LMDeploy, vLLM, llama.cpp server); several
+                                  URLs spread the load and survive one going down; a model id naming
+                                  xcomposer gets the xcomposer dialect and sees the photos
 """
 from __future__ import annotations
 
@@ -33,5 +36,5 @@ def load_model(spec: str = "embedded", **kwargs) -> ChatModel:
     if kind == "hf":
         raise ModelSpecError(f"model {spec!r}: the {kind} backend is not built yet; use 'embedded'")
     raise ModelSpecError(
-        f"unknown model spec {spec!r}; expected embedded, xcomposer2[:ID], hf:ID or openai:URL[#MODEL]"
+        f"unknown model spec {spec!r}; expected embedded, xcomposer2[:ID], hf:ID or openai:URL[,URL...][#MODEL]"
     )

@@ -1,8 +1,10 @@
-"""`openai:BASE_URL[#MODEL]`: the app as a client of an existing serving engine (vLLM, LMDeploy,
-llama.cpp server) through the OpenAI-compatible HTTP API.
+"""`openai:URL[,URL...][#MODEL][?options]`: the app as a client of existing serving engines
+(LMDeploy for XComposer2, vLLM, llama.cpp server) through the OpenAI-compatible HTTP API.
 
-Standard library only (urllib): the `openai` package is not needed for three endpoints. Text
-only: a prompt with images is refused rather than silently sent without them.
+The parts: remote_spec (the spec string, dialect by model id), remote_content (a Prompt as
+chat messages, photos as JPEG data URLs), remote_pool (several servers, health, retries),
+remote_http (one request). This module is the ChatModel: stream, complete, choose.
+Safe to call from many threads at once: that is how several servers get used.
 """
 from __future__ import annotations
 
@@ -11,100 +13,79 @@ import json
 import math
 import os
 import socket
-import urllib.error
-import urllib.request
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 from composer.model.base import ChatModelBase, ModelError, Prompt, Sampling, TokenUsage
+from composer.model.remote_content import to_messages
+from composer.model.remote_http import message_of
+from composer.model.remote_pool import Lease, RetryPolicy, Server, ServerPool
+from composer.model.remote_spec import RemoteSpec, parse_spec, resolve
 from composer.model.sampling import StopStringFilter
 
-DEFAULT_TIMEOUT = 120.0  # seconds per socket read, not per reply: a long reply keeps streaming
-TOP_LOGPROBS = 20  # the most OpenAI's API allows; vLLM and llama.cpp server accept it too
-
-
-def parse_spec(arg: str) -> tuple[str, str | None]:
-    """'http://host:8000[/v1][#model]' → ('http://host:8000', model or None)."""
-    base, _, model = arg.partition("#")
-    base = base.strip().rstrip("/")
-    if base.endswith("/v1"):
-        base = base[: -len("/v1")]
-    if not base.startswith(("http://", "https://")):
-        raise ModelError(f"openai backend: {arg!r} is not a URL; expected openai:http://HOST:PORT[#MODEL]")
-    return base, (model.strip() or None)
+DEFAULT_TIMEOUT = 120.0   # seconds per socket read, not per reply: a long reply keeps streaming
+DEFAULT_DEADLINE = 900.0  # seconds for a whole request, however steadily it streams
+TOP_LOGPROBS = 20         # the most OpenAI's API allows; vLLM, LMDeploy and llama.cpp accept it
+API_KEY_VARIABLES = ("COMPOSER_API_KEY", "OPENAI_API_KEY")  # the app's own first
+MAX_PARALLEL = 8          # requests one complete() call has in flight at once
 
 
 class RemoteChatModel(ChatModelBase):
-    dialect = "generic"
-    sees_images = False
+    # Calls may run concurrently (the servers queue and batch them; the pool spreads them): an
+    # app must not serialise this model behind one lock, or a second server would sit idle.
+    thread_safe = True
 
-    def __init__(self, base_url: str, model: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 api_key: str | None = None):
-        self.base, spec_model = parse_spec(base_url)
+    def __init__(self, spec: str | RemoteSpec, model: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 api_key: str | None = None, deadline: float = DEFAULT_DEADLINE,
+                 retry: RetryPolicy = RetryPolicy()):
+        self.spec = spec if isinstance(spec, RemoteSpec) else parse_spec(spec)
         self.timeout = timeout
-        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.deadline = deadline
+        if api_key is None:
+            api_key = next((os.environ[v] for v in API_KEY_VARIABLES if os.environ.get(v)), None)
+        self.pool = ServerPool(self.spec.urls, retry, api_key)
         self.usage = TokenUsage()
-        self.model = model or spec_model or self._first_model()
-        self.name = f"openai:{self.model}@{self.base}"
+        self._usage_lock = threading.Lock()
+        self.model = model or self.spec.model or self._first_model()
+        speech = resolve(self.spec, self.model)
+        self.dialect, self.sees_images, self.parts = speech.dialect, speech.sees_images, speech.parts
+        self.name = f"openai:{self.model}@{','.join(self.spec.urls)}"
 
-    # --- HTTP ----------------------------------------------------------------------------------
-    def _open(self, method: str, path: str, body: dict | None = None):
-        url = self.base + path
-        headers = {"Accept": "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    # --- requests ------------------------------------------------------------------------------
+    def _first_model(self) -> str:
+        data = self._json("GET", "/v1/models", first=True).get("data") or []
+        if not data or not data[0].get("id"):
+            raise ModelError(f"the server at {self.spec.urls[0]} lists no models; name one: openai:URL#MODEL")
+        return data[0]["id"]
+
+    def _json(self, method: str, path: str, body: dict | None = None, first: bool = False) -> dict:
+        lease = self.pool.open(method, path, body, self.timeout, first=first)
+        base = lease.server.base
         try:
-            return urllib.request.urlopen(request, timeout=self.timeout)
-        except urllib.error.HTTPError as exc:
-            raise ModelError(f"the server at {self.base} answered HTTP {exc.code}: {_error_message(exc)}") from None
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, (TimeoutError, socket.timeout)):
-                raise ModelError(f"the server at {self.base} did not answer within {self.timeout:g} s") from None
-            raise ModelError(f"no server at {self.base} ({exc.reason})") from None
+            raw = lease.response.read()
         except (TimeoutError, socket.timeout):
-            raise ModelError(f"the server at {self.base} did not answer within {self.timeout:g} s") from None
-        except (ConnectionError, http.client.HTTPException) as exc:
-            raise ModelError(f"no server at {self.base} ({exc})") from None
-
-    def _json(self, method: str, path: str, body: dict | None = None) -> dict:
-        with self._open(method, path, body) as response:
-            try:
-                raw = response.read()
-            except (TimeoutError, socket.timeout):
-                raise ModelError(f"the server at {self.base} did not answer within {self.timeout:g} s") from None
-            except (ConnectionError, http.client.HTTPException):
-                raise ModelError(f"the server at {self.base} stopped answering mid-reply") from None
+            raise ModelError(f"the server at {base} did not answer within {self.timeout:g} s") from None
+        except (ConnectionError, http.client.HTTPException, OSError):
+            raise ModelError(f"the server at {base} stopped answering mid-reply") from None
+        finally:
+            lease.close()
         try:
             return json.loads(raw)
         except ValueError:
-            raise ModelError(f"the server at {self.base} sent something that is not JSON: {raw[:80]!r}") from None
+            raise ModelError(f"the server at {base} sent something that is not JSON: {raw[:80]!r}") from None
 
-    def _first_model(self) -> str:
-        data = self._json("GET", "/v1/models").get("data") or []
-        if not data or not data[0].get("id"):
-            raise ModelError(f"the server at {self.base} lists no models; name one: openai:{self.base}#MODEL")
-        return data[0]["id"]
-
-    # --- requests ------------------------------------------------------------------------------
-    def _messages(self, prompt: Prompt, with_prefix: bool = True) -> list[dict[str, str]]:
-        if prompt.images:
-            raise ModelError(f"the remote backend ({self.name}) is text-only; this prompt has images")
-        messages = [{"role": t.role, "content": t.text} for t in prompt.turns]
+    def _messages(self, prompt: Prompt, with_prefix: bool = True) -> list[dict[str, Any]]:
+        if prompt.images and not self.sees_images:
+            raise ModelError(f"{self.name} is text-only here; this prompt has images "
+                             "(add ?images=on to the spec if the served model sees images)")
         # A prefilled assistant fragment (the answer prefix) is not portable across servers: some
         # continue it, some start a new turn after it. Instead the last user message asks for it,
         # and stream() strips it if the model echoes it.
-        if with_prefix and prompt.answer_prefix:
-            users = [m for m in messages if m["role"] == "user"]
-            note = f"Begin your answer with: {prompt.answer_prefix}"
-            if users:
-                users[-1]["content"] = f"{users[-1]['content']}\n\n{note}"
-            else:
-                messages.append({"role": "user", "content": note})
-        return messages
+        note = f"\n\nBegin your answer with: {prompt.answer_prefix}" if with_prefix and prompt.answer_prefix else ""
+        return to_messages(prompt, self.parts, note)
 
     def _body(self, prompt: Prompt, sampling: Sampling) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -115,43 +96,58 @@ class RemoteChatModel(ChatModelBase):
             "max_tokens": sampling.max_new_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
-            # Not in OpenAI's API but accepted by the engines this backend is for: vLLM reads
-            # top_k and repetition_penalty, llama.cpp's servers read top_k and repeat_penalty.
+            # Not in OpenAI's API but accepted by the engines this backend is for: vLLM and
+            # LMDeploy read top_k and repetition_penalty, llama.cpp's servers top_k and repeat_penalty.
             "top_k": sampling.top_k,
             "repetition_penalty": sampling.repetition_penalty,
             "repeat_penalty": sampling.repetition_penalty,
         }
         if sampling.seed is not None:
             body["seed"] = sampling.seed
-        # A whitespace stop ("\n") is applied here, not by the server: a server stops on it even
-        # before the first word, and a model's reply often opens with a blank line. The local
-        # filter skips leading whitespace first, as the embedded backend does.
-        server_stops = [s for s in sampling.stop if s.strip()]
+        server_stops = [s for s in sampling.stop if _server_side(s, prompt.answer_prefix)]
         if server_stops:
             body["stop"] = server_stops
         return body
 
+    def _count(self, prefill: int = 0, decode: int = 0, calls: int = 0) -> None:
+        with self._usage_lock:
+            self.usage.prefill += prefill
+            self.usage.decode += decode
+            self.usage.calls += calls
+
     # --- ChatModel -------------------------------------------------------------------------------
     def stream(self, prompt: Prompt, sampling: Sampling) -> Iterator[str]:
         body = self._body(prompt, sampling)
-        self.usage.calls += 1
-        chunks = 0
-        reported = False
+        self._count(calls=1)
+        attempts = self.pool.policy.attempts
+        for attempt in range(1, attempts + 1):
+            reply = _Reply()
+            try:
+                yield from self._stream_once(body, prompt, sampling, reply)
+                return
+            except StreamCut as cut:
+                # Broken off before its first token: nothing reached the writer, so the
+                # request may go to another server. Once a token has, never.
+                if reply.chunks or attempt == attempts:
+                    raise
+                self.pool.mark_down(cut.server, "stopped answering before the first token")
+
+    def _stream_once(self, body: dict, prompt: Prompt, sampling: Sampling, reply: "_Reply") -> Iterator[str]:
         # The server honours `stop`; filtering here as well keeps a server that does not from
-        # leaking the stop string.
+        # leaking the stop string, and applies the stops it must not see (see _server_side).
         stops = StopStringFilter(sampling.stop)
         echo = _PrefixEcho(prompt.answer_prefix)
+        reported = False
         for event in self._events("/v1/chat/completions", body):
             usage = event.get("usage")
             if usage:
-                self.usage.prefill += int(usage.get("prompt_tokens") or 0)
-                self.usage.decode += int(usage.get("completion_tokens") or 0)
+                self._count(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
                 reported = True
             for choice in event.get("choices") or []:
                 delta = (choice.get("delta") or {}).get("content")
                 if not delta:
                     continue
-                chunks += 1
+                reply.chunks += 1
                 text = stops.feed(echo.feed(delta))
                 if text:
                     yield text
@@ -163,77 +159,133 @@ class RemoteChatModel(ChatModelBase):
             # Servers that ignore stream_options (llama.cpp's Python server) report nothing while
             # streaming; they send one chunk per generated token, so the chunks are the count.
             # The prompt's tokens stay uncounted: the client has no tokenizer.
-            self.usage.decode += chunks
+            self._count(decode=reply.chunks)
         tail = "" if stops.stopped else stops.feed(echo.flush()) + stops.flush()
         if tail:
             yield tail
 
     def _events(self, path: str, body: dict) -> Iterator[dict]:
         """Server-sent events: `data: {...}` lines until `data: [DONE]`. A stream that ends
-        without [DONE] or a finish_reason was cut: the server died or dropped the connection."""
+        without [DONE] or a finish_reason was cut: the server died or dropped the connection.
+        Nothing is retried once the response is open: a token may already be on the page."""
         finished = False
-        response = self._open("POST", path, body)
+        give_up = time.monotonic() + self.deadline
+        lease: Lease = self.pool.open("POST", path, body, self.timeout)
+        base = lease.server.base
         try:
             while True:
                 try:
-                    line = response.readline()
+                    line = lease.response.readline()
                 except (TimeoutError, socket.timeout):
-                    raise ModelError(f"the server at {self.base} sent nothing for {self.timeout:g} s mid-reply") from None
+                    raise ModelError(f"the server at {base} sent nothing for {self.timeout:g} s mid-reply") from None
                 except (ConnectionError, http.client.HTTPException, OSError):
-                    raise ModelError(f"the server at {self.base} stopped answering mid-reply") from None
+                    raise StreamCut(lease.server) from None
                 if not line:
                     break
+                if time.monotonic() > give_up:
+                    raise ModelError(f"the server at {base} did not finish within {self.deadline:g} s")
                 line = line.decode("utf-8", errors="replace").strip()
                 if not line.startswith("data:"):
                     continue  # blank separators, comments (": ping"), event names
                 data = line[len("data:"):].strip()
                 if data == "[DONE]":
+                    if not finished:
+                        # llama.cpp's server ends a reply this way when another request arrives
+                        # (unless started with --interrupt_requests False): a short answer, silently.
+                        raise StreamCut(lease.server, "ended the reply early ([DONE] before any finish_reason)")
                     return
                 try:
                     event = json.loads(data)
                 except ValueError:
-                    raise ModelError(f"the server at {self.base} sent a malformed event: {data[:80]!r}") from None
+                    raise ModelError(f"the server at {base} sent a malformed event: {data[:80]!r}") from None
                 if "error" in event:
-                    raise ModelError(f"the server at {self.base} failed mid-reply: {_message_of(event)}")
+                    raise ModelError(f"the server at {base} failed mid-reply: {message_of(event)}")
                 if any(c.get("finish_reason") for c in event.get("choices") or []):
                     finished = True
                 yield event
         finally:
-            response.close()
+            lease.close()
         if not finished:
-            raise ModelError(f"the server at {self.base} stopped answering mid-reply")
+            raise StreamCut(lease.server)
 
     def complete(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[str]:
-        # Sequential: a serving engine batches concurrent requests on its side; the planner's
-        # prompts are few and short, so parallel requests would buy little.
-        return ["".join(self.stream(p, sampling)) for p in prompts]
+        # Sent at once: a serving engine batches concurrent requests, and the pool spreads them
+        # over the servers. Each has its own seed, so the answers do not depend on the order.
+        if len(prompts) < 2:
+            return ["".join(self.stream(p, sampling)) for p in prompts]
+        with ThreadPoolExecutor(max_workers=min(len(prompts), MAX_PARALLEL)) as workers:
+            return list(workers.map(lambda p: "".join(self.stream(p, sampling)), prompts))
 
     def choose(self, prompt: Prompt, options: Sequence[str]) -> list[float]:
-        """Each option's score is the log-probability of its FIRST token as the reply's first
-        token, read from the server's top_logprobs (an approximation: the API gives no
+        """Each option's score is the log-probability of its FIRST token as the first token of
+        the answer, read from the server's top_logprobs (an approximation: the API gives no
         log-likelihood of a given continuation; exact for one-token options like " A"/" B").
-        An option outside the top 20 scores -inf. The answer prefix is left out: with one token
-        to spend, the reply must start with the option itself."""
+        An option outside the top 20 scores -inf. A chat API cannot prefill the answer prefix
+        (最合适的图是, "The best picture is"), so the model is asked to begin with it, as in
+        stream(), and given the tokens to write it: the scores are read at the first token after
+        the echoed prefix, or at the first token of a reply that does not echo it."""
+        prefix = prompt.answer_prefix.strip()
         body = {
             "model": self.model,
-            "messages": self._messages(prompt, with_prefix=False),
-            "max_tokens": 1,
+            "messages": self._messages(prompt),
+            "max_tokens": 1 + min(2 * len(prefix), 32),  # a token per character at most, roughly
             "temperature": 0.0,
             "logprobs": True,
             "top_logprobs": TOP_LOGPROBS,
             "stream": False,
         }
         reply = self._json("POST", "/v1/chat/completions", body)
-        self.usage.calls += 1
         usage = reply.get("usage") or {}
-        self.usage.prefill += int(usage.get("prompt_tokens") or 0)
-        self.usage.decode += int(usage.get("completion_tokens") or 0)
+        self._count(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), calls=1)
         choices = reply.get("choices") or []
         content = ((choices[0].get("logprobs") or {}).get("content") if choices else None) or []
         if not content or not content[0].get("top_logprobs"):
             raise ModelError("server does not return logprobs; choose needs them")
-        top = [(str(t.get("token", "")).strip(), float(t["logprob"])) for t in content[0]["top_logprobs"]]
+        at = _answer_start([str(t.get("token", "")) for t in content], prefix)
+        if at >= len(content) or not content[at].get("top_logprobs"):
+            return [float("-inf")] * len(options)  # the reply ended with the prefix: no answer to score
+        top = [(str(t.get("token", "")).strip(), float(t["logprob"])) for t in content[at]["top_logprobs"]]
         return [_first_token_score(option, top) for option in options]
+
+
+def _answer_start(tokens: Sequence[str], prefix: str) -> int:
+    """Index of the reply's first token after an echo of `prefix` (its first non-blank token
+    when it does not echo it; len(tokens) when the reply is the echo and nothing more). A token that runs past the
+    prefix's end (rare: tokenizers keep a letter apart) is where the answer starts."""
+    text, first = "", None
+    for i, token in enumerate(tokens):
+        text += token
+        head = text.lstrip()
+        if first is None and head:
+            first = i  # leading blank tokens are not the answer
+        if prefix and head.startswith(prefix):
+            if head != prefix:
+                return i
+            return next((j for j in range(i + 1, len(tokens)) if tokens[j].strip()), len(tokens))
+        if not prefix.startswith(head):
+            return first or 0  # the reply went its own way from the start
+    return len(tokens) if prefix else (first or 0)
+
+
+class StreamCut(ModelError):
+    """A streamed reply that ended without its end: the server died or dropped the connection."""
+
+    def __init__(self, server: Server, what: str = "stopped answering mid-reply"):
+        super().__init__(f"the server at {server.base} {what}")
+        self.server = server
+
+
+@dataclass
+class _Reply:
+    chunks: int = 0  # content deltas received from the server so far
+
+
+def _server_side(stop: str, answer_prefix: str) -> bool:
+    """Which stops the server may apply. Not a whitespace stop: a server stops on it even before
+    the first word, and a reply often opens with a blank line. Not a stop found in the answer
+    prefix: the model, asked to begin with the prefix, writes it first (the xcomposer caption
+    prefix 标题是" opens the quote that ends the caption). Both are applied here instead."""
+    return bool(stop.strip()) and stop not in answer_prefix
 
 
 def _first_token_score(option: str, top: list[tuple[str, float]]) -> float:
@@ -250,10 +302,14 @@ def _first_token_score(option: str, top: list[tuple[str, float]]) -> float:
 
 class _PrefixEcho:
     """Drops the answer prefix from the start of a reply when the model repeats it (it was asked
-    to begin with it); passes everything through unchanged once the reply diverges."""
+    to begin with it); passes everything through unchanged once the reply diverges. A reply
+    that repeats only the prefix's closing punctuation (a model that opens its caption with the
+    quote 标题是" ends in) loses that too: the prefilled prefix would have supplied it."""
 
     def __init__(self, prefix: str):
         self.prefix = prefix.strip()
+        core = self.prefix.rstrip("\"'“”‘’「」『』:：,，")
+        self.tail = self.prefix[len(core):]
         self.buffer = ""
         self.done = not self.prefix
 
@@ -270,32 +326,11 @@ class _PrefixEcho:
             out = head[len(self.prefix):]
             if self.prefix[-1:].isalnum():
                 out = out.lstrip(" ")
+        elif self.tail and head.startswith(self.tail):
+            out = head[len(self.tail):]
         return out
 
     def flush(self) -> str:
         # A reply that ended while still looking like the prefix was only (part of) the echo.
         self.done, self.buffer = True, ""
         return ""
-
-
-def _error_message(exc: urllib.error.HTTPError) -> str:
-    try:
-        raw = exc.read()
-    except Exception:  # the body is a courtesy; the status code is the message
-        raw = b""
-    try:
-        return _message_of(json.loads(raw))
-    except ValueError:
-        text = raw.decode("utf-8", errors="replace").strip()
-        return " ".join(text.split())[:200] or exc.reason or "no message"
-
-
-def _message_of(payload: Any) -> str:
-    """OpenAI: {"error": {"message"}}; FastAPI (llama.cpp server): {"detail": ...}; vLLM older: {"message"}."""
-    if isinstance(payload, dict):
-        for key in ("error", "detail", "message"):
-            if key in payload:
-                return _message_of(payload[key])
-    if isinstance(payload, list) and payload:
-        return "; ".join(_message_of(p) for p in payload[:3])
-    return " ".join(str(payload).split())[:300]

@@ -1,0 +1,91 @@
+"""One HTTP request to one server, its failures sorted by what the caller can do about them.
+
+Standard library only (urllib): the `openai` package is not needed for three endpoints.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+class Unreachable(Exception):
+    """No answer at all: refused, reset or dropped before a status line. Safe to send elsewhere."""
+
+
+class Status(Exception):
+    """The server answered with an HTTP error."""
+
+    def __init__(self, code: int, message: str, retry_after: float | None = None):
+        super().__init__(f"HTTP {code}: {message}")
+        self.code, self.message, self.retry_after = code, message, retry_after
+
+
+class Silent(Exception):
+    """Connected, but nothing came back within the read timeout."""
+
+
+def open_request(base: str, method: str, path: str, body: dict | None, timeout: float,
+                 api_key: str | None) -> http.client.HTTPResponse:
+    headers = {"Accept": "application/json"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode("utf-8")
+        headers["Content-Type"] = "application/json"
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    request = urllib.request.Request(base + path, data=data, headers=headers, method=method)
+    try:
+        return urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        raise Status(exc.code, error_message(exc), _retry_after(exc.headers.get("Retry-After"))) from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, (TimeoutError, socket.timeout)):
+            raise Silent() from None
+        raise Unreachable(_reason(exc.reason)) from None
+    except (TimeoutError, socket.timeout):
+        raise Silent() from None
+    except (ConnectionError, http.client.HTTPException, OSError) as exc:
+        raise Unreachable(_reason(exc)) from None
+
+
+def _reason(exc: object) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return "closed the connection without answering"
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: rare from these engines; our own back-off applies
+
+
+def error_message(exc: urllib.error.HTTPError) -> str:
+    try:
+        raw = exc.read()
+    except Exception:  # the body is a courtesy; the status code is the message
+        raw = b""
+    try:
+        return message_of(json.loads(raw))
+    except ValueError:
+        text = raw.decode("utf-8", errors="replace").strip()
+        return " ".join(text.split())[:200] or exc.reason or "no message"
+
+
+def message_of(payload: Any) -> str:
+    """OpenAI: {"error": {"message"}}; FastAPI (llama.cpp server): {"detail": ...}; vLLM older: {"message"}."""
+    if isinstance(payload, dict):
+        for key in ("error", "detail", "message"):
+            if key in payload:
+                return message_of(payload[key])
+    if isinstance(payload, list) and payload:
+        return "; ".join(message_of(p) for p in payload[:3])
+    return " ".join(str(payload).split())[:300]
