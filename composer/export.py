@@ -35,8 +35,18 @@ from PIL import Image
 from composer.article import Article, Figure, Paragraph
 from composer.images import ImageError, clean_jpeg_bytes, load_image
 
-__all__ = ["export_markdown", "export_html", "article_fragment", "write_bundle", "read_bundle",
-           "check_replaceable", "check_writable", "BundleError", "ImageError", "MANIFEST"]
+__all__ = [
+    "MANIFEST",
+    "BundleError",
+    "ImageError",
+    "article_fragment",
+    "check_replaceable",
+    "check_writable",
+    "export_html",
+    "export_markdown",
+    "read_bundle",
+    "write_bundle",
+]
 
 MAX_SIDE = 1600
 JPEG_QUALITY = 88
@@ -103,12 +113,12 @@ def _one_line(text: str) -> str:
 # --- model text as Markdown that shows every character and links nothing ---------------------
 
 # "&" a renderer would read as an entity (&amp; &#60; &copy;): written &amp; so it shows as typed.
-# "<" before anything but a space or the end could open a tag, comment, autolink or mail link:
-# written &lt; ("3 < 4" stays as written). Every Markdown dialect decodes both entities, while a
+# "<" before anything but a space could open a tag, comment, autolink or mail link (python-markdown
+# reads "<" then a newline as the start of one): written &lt; ("3 < 4" stays as written). Every Markdown dialect decodes both entities, while a
 # backslash before "<" is not universal. "[" and "]" are backslash-escaped (every dialect
 # accepts that), so no link, image or reference definition can form. A run of backslashes
 # before one of these keeps its meaning: the count decides whether the writer escaped it.
-_UNSAFE_INLINE = re.compile(r"(\\*)(<(?=\S)|&(?=#[0-9]+;|#[xX][0-9A-Fa-f]+;|[A-Za-z][A-Za-z0-9]*;)|[\[\]])")
+_UNSAFE_INLINE = re.compile(r"(\\*)(<(?! )|&(?=#[0-9]+;|#[xX][0-9A-Fa-f]+;|[A-Za-z][A-Za-z0-9]*;)|[\[\]])")
 # A code span (a run of backticks, the shortest text, the same run again) as python-markdown and
 # CommonMark find it: an opener after an even run of backslashes (group 1), kept apart.
 _CODE_SPAN = re.compile(r"(?<![\\`])((?:\\\\)*)(`+)(?!`)(.+?)(?<!`)\2(?!`)", re.DOTALL)

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import ExifTags, Image
 
 from composer.article import Article, Figure, ImageRef, Paragraph
-from composer.export import export_html, export_markdown, write_bundle
+from composer.export import article_fragment, export_html, export_markdown, write_bundle
 from composer.images import ImageError
 
 LIBRARY = Path(__file__).resolve().parent.parent / "assets" / "library"
@@ -424,11 +426,6 @@ def test_markdown_escapes_raw_html_from_the_model(tmp_path):
 
 # --- model and writer text is text: every character, no live link (issue 8, items 4 and 5) --
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from composer.export import article_fragment  # noqa: E402
-
 ANGLES = "Press <Enter>, then a<b and c>d. <Note to editor> keep this."
 LINKS = ("[x](javascript:alert(1)) ![](file:///etc/passwd) ![t](http://evil.example/t.png) "
          "<http://evil.example/auto> <me@evil.example> <1@evil.example> [ok](https://example.com/page) "
@@ -680,3 +677,27 @@ def test_read_bundle_zip_refuses_unsafe_members_and_a_non_empty_target(tmp_path)
     with pytest.raises(BundleError, match="not empty"):
         read_bundle(paths["zip"], extract_to=busy)
     assert [p.name for p in busy.iterdir()] == ["keep.txt"]
+
+
+_MD_PIECES = st.sampled_from([
+    "word", " ", "\n", "\n\n", "    ", "\t", "`", "``", "```", "~~~", "\\", "\\\\", "- ", "1. ", "> ", "# ", "*", "_",
+    "[", "]", "(", ")", "!", "<", ">", "&", ";", "#x3c;", "amp;", ":", "/", "@", "http://e.example/x",
+    "[t](http://e.example/l)", "![i](http://e.example/i.png)", "<http://e.example/a>", "<m@e.example>",
+    "[r]: http://e.example/r", '<a href="http://e.example/h">h</a>', "<img src=x>", "<!-- c -->", "javascript:x",
+])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(_MD_PIECES, max_size=14).map("".join), min_size=1, max_size=3))
+def test_no_markdown_renderer_finds_a_link_image_or_tag_in_model_text(tmp_path, texts):
+    """Whatever Markdown the model writes, across paragraphs: no link, image or raw HTML in the
+    .md as python-markdown or CommonMark read it, nor in the page."""
+    blocks = tuple(Paragraph(t) for t in texts)
+    article = Article(title="T", blocks=blocks + (Figure(image=ref(CAT), caption="c"),))
+    md_text = export_markdown(article, tmp_path).read_text(encoding="utf-8").split("---", 2)[2]
+    for page in [*render_md(md_text), article_fragment(article)]:
+        _, tags = shown(page)
+        assert not any(tag == "a" for tag, _ in tags), (texts, md_text, page)
+        images = [attrs.get("src", "") for tag, attrs in tags if tag == "img"]
+        assert len(images) == 1 and images[0].startswith(("images/", "data:image/jpeg;base64,")), (texts, md_text, page)
+        assert all(tag in BODY_TAGS | {"article", "code", "pre"} for tag, _ in tags), (texts, md_text, page)

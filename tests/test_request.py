@@ -5,7 +5,7 @@ import pytest
 
 from composer.planner.request import ComposeRequest, RequestError, load_request
 
-CONTROLS = "".join(chr(c) for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, *range(0x80, 0xA0)])
+CONTROLS = "".join(chr(c) for c in [*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, *range(0x80, 0xA0)])
 
 
 def test_control_characters_are_stripped_from_every_text_field():

@@ -6,7 +6,8 @@ import argparse
 import contextlib
 import logging
 import sys
-from typing import Iterator, TextIO
+from collections.abc import Iterator
+from typing import TextIO
 
 from composer.retrieval.errors import LibraryError
 from composer.retrieval.library import ImageLibrary, SyncProgress
