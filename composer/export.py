@@ -119,6 +119,7 @@ def _one_line(text: str) -> str:
 # accepts that), so no link, image or reference definition can form. A run of backslashes
 # before one of these keeps its meaning: the count decides whether the writer escaped it.
 _UNSAFE_INLINE = re.compile(r"(\\*)(<(?! )|&(?=#[0-9]+;|#[xX][0-9A-Fa-f]+;|[A-Za-z][A-Za-z0-9]*;)|[\[\]])")
+_MARKUP_LT = re.compile(r"<(?! )")  # a "<" that could open a tag or autolink
 # A code span (a run of backticks, the shortest text, the same run again) as python-markdown and
 # CommonMark find it: an opener after an even run of backslashes (group 1), kept apart.
 _CODE_SPAN = re.compile(r"(?<![\\`])((?:\\\\)*)(`+)(?!`)(.+?)(?<!`)\2(?!`)", re.DOTALL)
@@ -152,8 +153,8 @@ def _escape_chunk(chunk: str) -> str:
     """Escape a run of text lines (no blank line in it), keeping its code spans literal (code
     shows as written). Where a span would run across lines, a block boundary inside the run
     could cut it, so the run's backticks are escaped instead and all of it is plain text. A
-    span holding "<" is made plain text too: CommonMark lets a tag or autolink that starts
-    inside a code span win over it."""
+    span holding a "<" that could open a tag or autolink is made plain text too: CommonMark lets
+    a tag or autolink that starts inside a code span win over it."""
     spans = list(_CODE_SPAN.finditer(chunk))
     if any("\n" in m.group(0) for m in spans):
         return _escape_unsafe(_escape_backticks(chunk))
@@ -162,7 +163,7 @@ def _escape_chunk(chunk: str) -> str:
     for m in spans:
         parts.append(_escape_unsafe(chunk[pos:m.start(2)]))
         span = chunk[m.start(2):m.end()]
-        parts.append(_escape_unsafe(_escape_backticks(span)) if "<" in m.group(3) else span)
+        parts.append(_escape_unsafe(_escape_backticks(span)) if _MARKUP_LT.search(m.group(3)) else span)
         pos = m.end()
     parts.append(_escape_unsafe(chunk[pos:]))
     return "".join(parts)
