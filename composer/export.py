@@ -689,6 +689,23 @@ def _extract_bundle_zip(zip_path: Path, folder: Path) -> None:
     """Extract only what a bundle holds, checked before anything is written."""
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise BundleError(f"{folder}: not empty; choose a new or empty folder to open {zip_path.name} into")
+    created = not folder.exists()
+    try:
+        _extract_checked(zip_path, folder)
+    except BaseException:
+        # Leave the folder as it was: gone if we made it, empty if it was.
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        elif folder.is_dir():
+            for child in folder.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        raise
+
+
+def _extract_checked(zip_path: Path, folder: Path) -> None:
     try:
         with zipfile.ZipFile(zip_path) as zf:
             members = zf.infolist()

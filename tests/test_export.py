@@ -671,6 +671,7 @@ def test_read_bundle_zip_refuses_unsafe_members_and_a_non_empty_target(tmp_path)
     with pytest.raises(BundleError, match="escaped.txt"):
         read_bundle(evil, extract_to=target)
     assert not (tmp_path / "escaped.txt").exists()
+    assert not target.exists()
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("mine")
