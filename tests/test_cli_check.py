@@ -1,4 +1,5 @@
-"""`python -m composer check` as a writer runs it: a real process on real files."""
+"""`python -m composer check` as a writer runs it: real files, one real process (the rest run
+main() in this process: starting the CLI imports torch, seconds each time)."""
 import json
 import os
 import subprocess
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from composer.__main__ import main
 from composer.article import Article, Paragraph
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,25 +29,26 @@ def write_article(tmp_path, paragraphs, materials):
 
 
 def test_one_line_per_flag_exit_0(tmp_path):
-    path = write_article(tmp_path, ["It opens at 7:00.", "It sold 4,321 cups to Tom Baker.\x1b[2J"],
+    path = write_article(tmp_path, ["It opens at 7:00.", "It sold 4,321 cups to Tom Baker.\x1b[J"],
                          "The café opens at 7:00.")
     r = composer("check", path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == [
-        'paragraph 2: "It sold 4,321 cups to Tom Baker.\\x1b[2J" — 4,321 is not in the materials',
-        'paragraph 2: "It sold 4,321 cups to Tom Baker.\\x1b[2J" — Tom Baker is not in the materials',
+        'paragraph 2: "It sold 4,321 cups to Tom Baker.\\x1b[J" — 4,321 is not in the materials',
+        'paragraph 2: "It sold 4,321 cups to Tom Baker.\\x1b[J" — Tom Baker is not in the materials',
     ]
     assert composer("check", tmp_path).stdout == r.stdout  # the bundle folder works too
 
 
-def test_nothing_flagged_prints_nothing(tmp_path):
-    r = composer("check", write_article(tmp_path, ["It opens at 7:00."], "The café opens at 7:00."))
-    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+def test_nothing_flagged_prints_nothing(tmp_path, capsys):
+    assert main(["check", str(write_article(tmp_path, ["It opens at 7:00."], "The café opens at 7:00."))]) == 0
+    assert capsys.readouterr() == ("", "")
 
 
-def test_no_materials_one_note(tmp_path):
-    r = composer("check", write_article(tmp_path, ["In 2019 it sold 4,321 cups."] * 3, ""))
-    assert r.returncode == 0 and len(r.stdout.splitlines()) == 1 and "no materials" in r.stdout
+def test_no_materials_one_note(tmp_path, capsys):
+    assert main(["check", str(write_article(tmp_path, ["In 2019 it sold 4,321 cups."] * 3, ""))]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) == 1 and "no materials" in out
 
 
 @pytest.mark.parametrize("content, message", [
@@ -59,10 +62,16 @@ def test_no_materials_one_note(tmp_path):
     ('{"title": "T", "metadata": {"request": "x"}, "blocks": []}', "not an article"),
     ('{"format": 99, "title": "T"}', "not an article"),
 ])
-def test_bad_article_one_line_exit_2(tmp_path, content, message):
+def test_bad_article_one_line_exit_2(tmp_path, capsys, content, message):
     path = tmp_path / "article.json"
     if content is not None:
         path.write_text(content)
-    r = composer("check", path)
-    assert r.returncode == 2 and r.stdout == ""
-    assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: ") and message in r.stderr, r.stderr
+    assert main(["check", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+
+
+def test_bad_article_exit_2_as_a_process(tmp_path):
+    (tmp_path / "article.json").write_text("{not json")
+    r = composer("check", tmp_path / "article.json")
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
