@@ -116,7 +116,7 @@ class OpenClipEncoder:
         if not images:
             return []
         phrases, vectors = self.vocabulary()
-        scale = float(self.model.logit_scale.exp()) if _has_tensor(self.model, "logit_scale") else 100.0
+        scale = float(self.model.logit_scale.detach().exp()) if _has_tensor(self.model, "logit_scale") else 100.0
         logits = scale * self.encode_images(images) @ vectors.T
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
