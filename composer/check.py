@@ -25,7 +25,7 @@ import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable, Iterator, Literal, Sequence
+from typing import Any, Callable, Iterable, Iterator, Literal, NamedTuple, Sequence
 
 from composer.article import Article, Figure, Paragraph
 
@@ -46,7 +46,7 @@ class _Mapped:
 
     def __init__(self, text: str):
         self.original = text
-        if text.isascii():
+        if text.isascii() or unicodedata.is_normalized("NFKC", text):
             self.text, self.origin = text, None
             return
         out: list[str] = []
@@ -88,8 +88,7 @@ _TOKEN = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class _Token:
+class _Token(NamedTuple):  # a tuple: tokenising 100 kB of materials makes tens of thousands
     kind: str  # num | zh | cjk | word | sign
     text: str
     start: int
@@ -100,16 +99,16 @@ class _Token:
 def _tokens(text: str) -> list[_Token]:
     out = []
     for m in _TOKEN.finditer(text):
-        kind = m.lastgroup if m.lastgroup != "numscale" else "num"
-        if m.group("num") is not None:
+        kind = m.lastgroup
+        if kind == "numscale" or kind == "num":
             value = _decimal(m.group("num").replace(",", ""))
             if m.group("numscale"):
                 value = value * _ZH_BIG[m.group("numscale")]
-            out.append(_Token("num", m.group(0), m.start(), m.end(), value))
+            out.append(_Token("num", m.group(), m.start(), m.end(), value))
         elif kind == "zh":
-            out.append(_Token("zh", m.group(0), m.start(), m.end(), _zh_value(m.group(0))))
+            out.append(_Token("zh", m.group(), m.start(), m.end(), _zh_value(m.group())))
         else:
-            out.append(_Token(kind, m.group(0), m.start(), m.end()))
+            out.append(_Token(kind, m.group(), m.start(), m.end()))
     return out
 
 
@@ -157,6 +156,9 @@ def _numbers(text: str, tokens: Sequence[_Token]) -> list[_Number]:
         t = tokens[i]
         if t.kind == "zh":
             found.append(_zh_number(t, i))
+            i += 1
+            continue
+        if t.kind != "num" and (t.kind != "word" or not _may_be_number(t.text)):
             i += 1
             continue
         start_i = i
@@ -219,6 +221,14 @@ def _zh_number(t: _Token, i: int) -> _Number:
     return _Number(t.start, t.end, t.value, vague or t.value < 10, (i, i + 1))
 
 
+_NUMBER_WORDS = frozenset([*_UNITS, *_TENS, *_SCALES, "a", "an"])
+
+
+def _may_be_number(word: str) -> bool:
+    word = word.lower()
+    return word in _NUMBER_WORDS or ("-" in word and _word_parts(word) is not None)
+
+
 def _word_parts(word: str) -> list[int] | None:
     """"twenty-five" → [20, 5]; "fifty" → [50]; anything else → None."""
     if word in _UNITS:
@@ -251,13 +261,18 @@ _MONTHS.update({m[:3]: i for m, i in list(_MONTHS.items())})
 _MONTHS["sept"] = 9
 _MONTH = r"(?P<month>January|February|March|April|May|June|July|August|September|October|November|December|(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec)\.?)"
 _ORD = r"(?:st|nd|rd|th)?"
+# Each form starts with a digit or a month name (a regex that can start anywhere, as the
+# Chinese form's optional year would, is ten times slower over 100 kB of materials).
 _DATE = re.compile(
-    rf"\b(?P<d1>\d{{1,2}}){_ORD}\s+(?:of\s+)?{_MONTH.replace('month', 'm1')}(?:,?\s+(?P<y1>\d{{4}}))?\b"
+    rf"(?<![\w.,])(?P<d1>\d{{1,2}}){_ORD}\s+(?:of\s+)?{_MONTH.replace('month', 'm1')}(?:,?\s+(?P<y1>\d{{4}}))?\b"
     rf"|\b{_MONTH.replace('month', 'm2')}\s+(?P<d2>\d{{1,2}}){_ORD}(?:,?\s+(?P<y2>\d{{4}}))?\b(?!:)"
     rf"|\b{_MONTH.replace('month', 'm3')}\s+(?P<y3>\d{{4}})\b"
-    r"|\b(?P<y4>\d{4})-(?P<m4>\d{1,2})-(?P<d4>\d{1,2})\b"
-    rf"|(?:(?P<y5>\d{{4}}|[{_ZH_NUMERAL}]{{4}})\s*年\s*)?(?P<m5>\d{{1,2}}|[{_ZH_NUMERAL}]{{1,3}})\s*月(?:\s*(?P<d5>\d{{1,2}}|[{_ZH_NUMERAL}]{{1,3}})\s*[日号])?"
+    r"|(?<![\w.,])(?P<y4>\d{4})-(?P<m4>\d{1,2})-(?P<d4>\d{1,2})\b"
 )
+_ZH_PART = rf"\d{{1,2}}|[{_ZH_NUMERAL}]{{1,3}}"
+# Found from each 月: the month and the year before it, the day after it.
+_ZH_DATE_BEFORE = re.compile(rf"(?:(?P<y5>\d{{4}}|[{_ZH_NUMERAL}]{{4}})\s*年\s*)?(?P<m5>{_ZH_PART})\s*$")
+_ZH_DATE_AFTER = re.compile(rf"\s*(?P<d5>{_ZH_PART})\s*[日号]")
 
 Date = tuple[int | None, int, int | None]  # (year, month, day)
 
@@ -266,19 +281,29 @@ def _dates(text: str) -> list[tuple[int, int, Date]]:
     out = []
     for m in _DATE.finditer(text):
         g = m.groupdict()
-        for k in "12345":
+        for k in "1234":
             month_text = g.get(f"m{k}")
             if month_text is None:
                 continue
-            month = _MONTHS.get(month_text.rstrip(".").lower()) if k != "4" and k != "5" else _int(month_text)
-            day = _int(g.get(f"d{k}"))
-            year = _int(g.get(f"y{k}"))
-            if month and 1 <= month <= 12 and (day is None or 1 <= day <= 31):
-                if k == "5" and year is None and day is None:
-                    break  # 三月 alone: a month, not a date
-                out.append((m.start(), m.end(), (year, month, day)))
+            month = _MONTHS.get(month_text.rstrip(".").lower()) if k != "4" else _int(month_text)
+            _add_date(out, m.start(), m.end(), _int(g.get(f"y{k}")), month, _int(g.get(f"d{k}")))
             break
+    at = text.find("月")
+    while at >= 0:
+        before = _ZH_DATE_BEFORE.search(text, max(0, at - 12), at)
+        after = _ZH_DATE_AFTER.match(text, at + 1)
+        if before is not None and (before.group("y5") or after is not None):  # 三月 alone: a month, not a date
+            end = after.end() if after is not None else at + 1
+            _add_date(out, before.start(), end, _int(before.group("y5")), _int(before.group("m5")),
+                      _int(after.group("d5")) if after is not None else None)
+        at = text.find("月", at + 1)
+    out.sort()
     return out
+
+
+def _add_date(out: list, start: int, end: int, year: int | None, month: int | None, day: int | None) -> None:
+    if month and 1 <= month <= 12 and (day is None or 1 <= day <= 31):
+        out.append((start, end, (year, month, day)))
 
 
 def _int(text: str | None) -> int | None:
@@ -329,12 +354,16 @@ class _Span:
 # --- sources -----------------------------------------------------------------------------
 
 
-def _match_text(text: str) -> str:
+def _match_text(text: str, tokens: Sequence[_Token] | None = None,
+                numbers: Sequence[_Number] | None = None) -> str:
     """The form names and quotes are looked up in: NFKC, case-folded, words and CJK characters
-    separated by single spaces, numbers replaced by their value (so "fifty" matches "50")."""
-    norm = _nfkc(text).casefold()
-    tokens = _tokens(norm)
-    numbers = {num.tokens[0]: num for num in _numbers(norm, tokens)}
+    separated by single spaces, numbers replaced by their value (so "fifty" matches "50").
+    `tokens`/`numbers`: those of the NFKC text, when the caller has them already."""
+    if tokens is None:
+        text = _nfkc(text)
+        tokens = _tokens(text)
+    by_start = {num.tokens[0]: num for num in (_numbers(text, tokens) if numbers is None else numbers)}
+    numbers = by_start
     out: list[str] = []
     i = 0
     while i < len(tokens):
@@ -344,7 +373,7 @@ def _match_text(text: str) -> str:
             continue
         t = tokens[i]
         if t.kind in ("word", "cjk"):
-            out.append(t.text.replace("’", "'"))
+            out.append(t.text.casefold().replace("’", "'"))
         i += 1
     return " ".join(out)
 
@@ -372,7 +401,7 @@ class Sources:
         # A percentage's number and a date's day and year are numbers of the sources too.
         return cls(
             text=text,
-            haystack=f" {_match_text(text)} ",
+            haystack=f" {_match_text(norm, tokens, numbers)} ",
             numbers=frozenset(n.value for n in numbers),
             percents=frozenset(percents),
             dates=tuple(d for _, _, d in _dates(norm)),
@@ -453,7 +482,8 @@ def claims_in(sentence: str, *, names: bool = True, lowercase_words: frozenset[s
         if _match_text(inner):  # a quote of punctuation only says nothing checkable
             spans.append(_Span(m.start(), m.end(), "quote", inner))
     if names:
-        spans.extend(_names(text, lowercase_words | {t.text for t in tokens if t.kind == "word" and t.text.islower()}))
+        here = {t.text for t in tokens if t.kind == "word" and t.text.islower()}
+        spans.extend(_names(text, lambda w: w in here or w in lowercase_words))
     out = []
     for s in sorted(spans, key=lambda s: (s.start, s.end)):
         start, end = mapped.span(s.start, s.end)
@@ -461,7 +491,8 @@ def claims_in(sentence: str, *, names: bool = True, lowercase_words: frozenset[s
     return out
 
 
-def _names(text: str, lowercase_words: frozenset[str] | set[str]) -> list[_Span]:
+def _names(text: str, is_common: Callable[[str], bool]) -> list[_Span]:
+    """`is_common(word)`: the text or the sources use the word in lower case."""
     words = [m for m in _CAP_WORD.finditer(text)]
     spans: list[_Span] = []
     i = 0
@@ -485,7 +516,7 @@ def _names(text: str, lowercase_words: frozenset[str] | set[str]) -> list[_Span]
         initial = _sentence_initial(text, run[0].start())
         # The first word of a sentence is capitalised for grammar: drop it when it is a common word.
         while run and (run[0].group(0).lower().rstrip(".") in _FUNCTION_WORDS
-                       or (initial and run[0].group(0).lower() in lowercase_words)):
+                       or (initial and is_common(run[0].group(0).lower()))):
             run = run[1:]
             initial = False
         while run and run[-1].group(0).lower() in _NAME_JOINERS:
@@ -494,7 +525,7 @@ def _names(text: str, lowercase_words: frozenset[str] | set[str]) -> list[_Span]
             continue
         if len(run) == 1:
             word = run[0].group(0)
-            if initial or word.lower() in lowercase_words or word.lower().rstrip(".") in _NOT_NAMES or len(word) < 2:
+            if initial or is_common(word.lower()) or word.lower().rstrip(".") in _NOT_NAMES or len(word) < 2:
                 continue
         start, end = run[0].start(), run[-1].end()
         name = text[start:end]
@@ -552,8 +583,8 @@ def sentences(text: str) -> list[tuple[int, int]]:
     start = 0
     for m in _SENTENCE_END.finditer(text):
         if m.group(0).startswith(".") and len(m.group(0).rstrip("\"'”’)]»")) == 1:
-            word = re.search(r"(\S+)$", text[start:m.start()])
-            prev = word.group(1).lstrip("\"'“‘(") if word else ""
+            tail = text[max(start, m.start() - 24):m.start()].split()
+            prev = tail[-1].lstrip("\"'“‘(") if tail else ""
             if prev.lower() in _ABBREVIATIONS or (len(prev) == 1 and prev.isupper()):  # an initial: J. K.
                 continue
         spans.append((start, m.end()))
@@ -620,8 +651,8 @@ def check_text(text: str, sources: Sources, *, block: int = 0,
                where: Literal["paragraph", "heading", "caption"] = "paragraph",
                lowercase_words: frozenset[str] = frozenset()) -> tuple[list[Flag], int]:
     """Flags for one block's text, and how many claims it made. `lowercase_words`: words the
-    rest of the article uses in lower case (so they are common words, not names)."""
-    lowercase_words = sources.lowercase_words | lowercase_words
+    article or the sources use in lower case (common words, not names); default: the sources'."""
+    lowercase_words = lowercase_words or sources.lowercase_words
     flags: list[Flag] = []
     count = 0
     for a, b in sentences(text):
@@ -650,7 +681,8 @@ def check_article(article: Article, sources: Sources | None = None) -> CheckResu
         return CheckResult((), 0, words, NO_MATERIALS_NOTE, labels)
     flags: list[Flag] = []
     claims = 0
-    lower = frozenset(w for _, text, _ in _texts(article) for w in _CAP_WORD.findall(text) if w.islower())
+    lower = sources.lowercase_words.union(
+        w for _, text, _ in _texts(article) for w in _CAP_WORD.findall(text) if w.islower())
     for i, text, where in _texts(article):
         found, n = check_text(text, sources, block=i, where=where, lowercase_words=lower)
         flags.extend(found)
