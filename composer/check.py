@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, NamedTuple, Seque
 
 from composer.article import Article, Figure, Paragraph
 
-ClaimKind = Literal["number", "year", "percent", "date", "name", "quote"]
+ClaimKind = Literal["number", "year", "percent", "date", "time", "name", "quote"]
 NO_MATERIALS_NOTE = "no materials were given, so nothing in the article could be checked against them"
 
 # --- text normalisation ------------------------------------------------------------------
@@ -80,7 +80,8 @@ _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # a run of Chinese numerals, a CJK character, a word (hyphens and apostrophes inside), or a
 # sign that matters to a claim.
 _TOKEN = re.compile(
-    rf"(?P<num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?(?!\d|,\d)|\d+(?:\.\d+)?)(?P<numscale>[万亿])?"
+    rf"(?P<time>\d{{1,2}}:\d{{2}})(?![\d:])"
+    rf"|(?P<num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?(?!\d|,\d)|\d+(?:\.\d+)?)(?P<numscale>[万亿])?"
     rf"|(?P<zh>[{_ZH_NUMERAL}]+)"
     rf"|(?P<cjk>[{_CJK}])"
     rf"|(?P<word>[^\W\d_]+(?:['’\-][^\W\d_]+)*)"
@@ -89,7 +90,7 @@ _TOKEN = re.compile(
 
 
 class _Token(NamedTuple):  # a tuple: tokenising 100 kB of materials makes tens of thousands
-    kind: str  # num | zh | cjk | word | sign
+    kind: str  # time | num | zh | cjk | word | sign
     text: str
     start: int
     end: int
@@ -107,6 +108,8 @@ def _tokens(text: str) -> list[_Token]:
             out.append(_Token("num", m.group(), m.start(), m.end(), value))
         elif kind == "zh":
             out.append(_Token("zh", m.group(), m.start(), m.end(), _zh_value(m.group())))
+        elif kind == "time":  # 6:45 is one claim, not 6 and 45; 07:00 and 7:00 are the same
+            out.append(_Token("time", str(int(m.group()[:-3])) + m.group()[-3:], m.start(), m.end()))
         else:
             out.append(_Token(kind, m.group(), m.start(), m.end()))
     return out
@@ -372,7 +375,7 @@ def _match_text(text: str, tokens: Sequence[_Token] | None = None,
             i = numbers[i].tokens[1]
             continue
         t = tokens[i]
-        if t.kind in ("word", "cjk"):
+        if t.kind in ("word", "cjk", "time"):
             out.append(t.text.casefold().replace("’", "'"))
         i += 1
     return " ".join(out)
@@ -388,6 +391,7 @@ class Sources:
     numbers: frozenset[Decimal]
     percents: frozenset[Decimal]
     dates: tuple[Date, ...]
+    times: frozenset[str]
     has_materials: bool
     lowercase_words: frozenset[str] = field(default_factory=frozenset)
 
@@ -405,6 +409,7 @@ class Sources:
             numbers=frozenset(n.value for n in numbers),
             percents=frozenset(percents),
             dates=tuple(d for _, _, d in _dates(norm)),
+            times=frozenset(t.text for t in tokens if t.kind == "time"),
             has_materials=bool(materials.strip()),
             lowercase_words=frozenset(t.text for t in tokens if t.kind == "word" and t.text.islower()),
         )
@@ -477,6 +482,7 @@ def claims_in(sentence: str, *, names: bool = True, lowercase_words: frozenset[s
             continue
         year = re.fullmatch(r"1\d{3}|20\d{2}", text[num.start:num.end]) is not None
         spans.append(_Span(num.start, num.end, "year" if year else "number", num.value))
+    spans.extend(_Span(t.start, t.end, "time", t.text) for t in tokens if t.kind == "time")
     for m in _QUOTE.finditer(text):
         inner = next(g for g in m.groups() if g is not None)
         if _match_text(inner):  # a quote of punctuation only says nothing checkable
@@ -551,6 +557,8 @@ def _supported(kind: ClaimKind, key: Any, text: str, sources: Sources) -> bool:
         return key in sources.numbers
     if kind == "percent":
         return key in sources.percents
+    if kind == "time":
+        return key in sources.times
     if kind == "date":
         return _date_supported(key, sources.dates)
     if kind == "name":
@@ -724,6 +732,8 @@ def summary_line(result: CheckResult, limit: int = 5) -> str:
     if result.note:
         return result.note[0].upper() + result.note[1:] + "."
     if not result.flags:
+        if not result.claims:
+            return "The article makes no checkable claims (numbers, dates, names, quotes)."
         return f"Every checked claim is in your materials ({result.claims} checked)."
     items = [f"{_shown(f.claim)} ({result.labels.get(f.block, f'block {f.block + 1}')})" for f in result.flags[:limit]]
     more = len(result.flags) - limit

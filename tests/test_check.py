@@ -30,6 +30,7 @@ def claims(sentence):
     ("Twenty-five lattes and 13.2 billion years.", [("number", "Twenty-five"), ("number", "13.2 billion")]),
     ("Two cups, three saucers and one cat.", []),  # small spelled numbers are prose
     ("She flew in 1995.", [("year", "1995")]),
+    ("The first shot is at 6:45, the doors open at 07:00.", [("time", "6:45"), ("time", "07:00")]),
     ("Launched on 11 February 2015 from the pad.", [("date", "11 February 2015")]),
     ("Launched on February 11, 2015.", [("date", "February 11, 2015")]),
     ("Photos were released in March 2015.", [("date", "March 2015")]),
@@ -71,6 +72,8 @@ SOURCES = Sources.of(
 
 @pytest.mark.parametrize("sentence, supported", [
     ("It eats 50 aphids.", True),             # fifty in the materials, 50 in the text
+    ("It opens at 07:00.", True),
+    ("It opens at 7:30.", False),
     ("It shows 5500 galaxies.", True),         # thousands separator
     ("It shows five thousand five hundred galaxies.", True),
     ("It shows 4,321 galaxies.", False),
@@ -156,7 +159,9 @@ def test_summary_line():
     assert line.startswith("5 claims not in your materials: 4,321 (paragraph 2); 2019 (paragraph 2); ")
     assert "Tom Baker (caption after paragraph 2)" in line and line.endswith("and 2 more (python -m composer check)")
     clean = Article("T", (Paragraph("It opens at 7:00."),), {"request": {"title": "T", "materials": "Opens at 7:00."}})
-    assert summary_line(check_article(clean)).startswith("Every checked claim is in your materials")
+    assert summary_line(check_article(clean)) == "Every checked claim is in your materials (1 checked)."
+    plain = Article("T", (Paragraph("It opens early."),), {"request": {"title": "T", "materials": "Opens at 7:00."}})
+    assert "no checkable claims" in summary_line(check_article(plain))
 
 
 @settings(max_examples=300, deadline=None)
