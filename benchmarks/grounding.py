@@ -14,6 +14,7 @@ Every figure is read from the finished article, so whatever the planner does now
     python benchmarks/grounding.py                       # every example (minutes each on 2 cores)
     python benchmarks/grounding.py --only cat-column --length 150      # a quick smoke run
     python benchmarks/grounding.py --article out/article.json          # an article already composed
+    python benchmarks/grounding.py --out /tmp/grounding                # keep the articles to read the flags
 """
 from __future__ import annotations
 
@@ -137,6 +138,8 @@ def main() -> None:
     ap.add_argument("--model", default="embedded")
     ap.add_argument("--encoder", default="embedded")
     ap.add_argument("--article", nargs="*", help="measure these article.json files instead of composing")
+    ap.add_argument("--out", type=Path, help="keep each composed article as OUT/<example>/article.json "
+                    "(then: python -m composer check OUT/<example>)")
     args = ap.parse_args()
 
     from composer.retrieval import load_encoder
@@ -162,6 +165,9 @@ def main() -> None:
         start = time.perf_counter()
         article, uploads = compose_example(path, photos.get(path.name, []), model, encoder, args.length, args.seed)
         row = measure(path.stem, article, uploads, encoder)
+        if args.out:
+            (args.out / path.stem).mkdir(parents=True, exist_ok=True)
+            (args.out / path.stem / "article.json").write_text(article.to_json(), encoding="utf-8")
         row.seconds = time.perf_counter() - start
         rows.append(row)
         print(f"  {path.stem}: {row.unsupported} of {row.claims} claims unsupported", file=sys.stderr)
