@@ -22,7 +22,8 @@ SCENE_WORDS = Path(__file__).with_name("scene_words.txt")
 # The zero-shot prompt of CLIP's paper for a single template.
 DESCRIBE_TEMPLATE = "a photo of {}."
 # A vocabulary phrase named in a description needs at least this zero-shot probability (softmax
-# over ~1400 phrases at the model's logit scale); below it the photo is described as "".
+# over ~1400 phrases at the model's logit scale); below it the photo is described as "". Not
+# measured: no pretrained CLIP weights were on the machine this was written on.
 DESCRIBE_FLOOR = 0.1
 _WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
