@@ -1,4 +1,4 @@
-"""python -m composer compose|index|search ..."""
+"""python -m composer compose|index|search|check ..."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_index_parser(sub)
     add_search_parser(sub)
+    from composer.cli_check import add_check_parser
+
+    add_check_parser(sub)
     return parser
 
 

@@ -22,6 +22,7 @@ from PIL import Image
 
 from composer.retrieval.encoder import EncoderBase, encode_images_via_pixels, l2_normalize
 from composer.retrieval.errors import LibraryError
+from composer.retrieval.labels import describe_from_probabilities, with_article
 from composer.retrieval.preprocess import CenterCropTransform
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,12 @@ MEAN = (127.0 / 255.0,) * 3
 STD = (128.0 / 255.0,) * 3
 CROP = 224
 RESIZE = 256  # TF eval preprocessing: center crop 224 out of 224 + 32 padding
+# A class named in a photo's description needs at least this probability. On assets/library the
+# right classes score 0.36-0.96 (cat.jpg: Egyptian cat 0.39, tiger cat 0.36; coffee.jpg: espresso
+# 0.96; photographer.jpg: tripod 0.94) and the wrong top guesses for what ImageNet has no class
+# for at most 0.24 (retina.jpg: lampshade; hubble-deep-field.jpg: flatworm 0.17; rocket.jpg:
+# missile 0.24, astronaut.jpg: football helmet 0.14): those photos are described as "".
+DESCRIBE_FLOOR = 0.3
 
 
 @dataclass
@@ -54,6 +61,7 @@ class EmbeddedEncoder(EncoderBase):
     # Below this caption-image score a library picture is not placed: on assets/library,
     # unrelated photos scored 0.05-0.15 against a caption, related ones 0.17-0.8.
     min_match: float = 0.15
+    class_names: tuple[str, ...] = ()  # ImageNet class names, in the classifier's output order
 
     @classmethod
     def load(cls) -> "EmbeddedEncoder":
@@ -76,6 +84,7 @@ class EmbeddedEncoder(EncoderBase):
             sentences=sentences,
             class_vectors=class_vectors,
             transform=transform,
+            class_names=tuple(names),
         )
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
@@ -95,6 +104,14 @@ class EmbeddedEncoder(EncoderBase):
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return encode_images_via_pixels(self, images)
+
+    def describe(self, images: Sequence[Image.Image]) -> list[str]:
+        """The classifier's confident classes, "a tabby; a tiger cat"; "" where it is unsure."""
+        if not images:
+            return []
+        pixels = torch.stack([self.preprocess(im.convert("RGB")) for im in images])
+        phrases = [with_article(name) for name in self.class_names]
+        return describe_from_probabilities(self.class_probabilities(pixels), phrases, DESCRIBE_FLOOR)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -14,9 +14,17 @@ from PIL import Image
 
 from composer.retrieval.encoder import EncoderBase, encode_images_via_pixels
 from composer.retrieval.errors import LibraryError
+from composer.retrieval.labels import describe_from_probabilities, with_article
 from composer.retrieval.preprocess import RESAMPLE, CenterCropTransform
 
 RANDOM_WEIGHTS = "none"
+SCENE_WORDS = Path(__file__).with_name("scene_words.txt")
+# The zero-shot prompt of CLIP's paper for a single template.
+DESCRIBE_TEMPLATE = "a photo of {}."
+# A vocabulary phrase named in a description needs at least this zero-shot probability (softmax
+# over ~1400 phrases at the model's logit scale); below it the photo is described as "". Not
+# measured: no pretrained CLIP weights were on the machine this was written on.
+DESCRIBE_FLOOR = 0.1
 _WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 log = logging.getLogger(__name__)
@@ -35,6 +43,8 @@ class OpenClipEncoder(EncoderBase):
     # Below this caption-image score a library picture is not placed: CLIP cosine for an
     # unrelated pair is typically below 0.15, for a matching one 0.25-0.35 (not measured here).
     min_match: float = 0.15
+    # (phrases, their L2-normalised text embeddings): computed on the first describe, kept.
+    _vocabulary: tuple[list[str], np.ndarray] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def load(cls, model_name: str, pretrained: str | None = None) -> "OpenClipEncoder":
@@ -101,11 +111,46 @@ class OpenClipEncoder(EncoderBase):
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return encode_images_via_pixels(self, images)
 
+    def describe(self, images: Sequence[Image.Image]) -> list[str]:
+        """Zero-shot over the vocabulary (ImageNet classes and scene_words.txt): the phrases the
+        photo most likely shows, "a rocket; a rocket launch"; "" where none is likely enough."""
+        if not images:
+            return []
+        phrases, vectors = self.vocabulary()
+        scale = float(self.model.logit_scale.detach().exp()) if _has_tensor(self.model, "logit_scale") else 100.0
+        logits = scale * self.encode_images(images) @ vectors.T
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=1, keepdims=True)
+        return describe_from_probabilities(probs, phrases, DESCRIBE_FLOOR)
+
+    def vocabulary(self) -> tuple[list[str], np.ndarray]:
+        if self._vocabulary is None:
+            phrases = vocabulary_phrases()
+            vectors = np.concatenate([
+                self.encode_texts([DESCRIBE_TEMPLATE.format(p) for p in phrases[i:i + 256]])
+                for i in range(0, len(phrases), 256)
+            ])
+            self._vocabulary = (phrases, vectors)
+        return self._vocabulary
+
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with torch.inference_mode():
             return self.model.encode_text(self.tokenizer(list(texts)), normalize=True).float().numpy()
+
+
+def vocabulary_phrases() -> list[str]:
+    """ImageNet's class names as open_clip ships them (cleaned for zero-shot prompts), then the
+    project's scene and object phrases; each phrase once."""
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+    lines = SCENE_WORDS.read_text(encoding="utf-8").splitlines()
+    phrases = [with_article(name) for name in IMAGENET_CLASSNAMES]
+    phrases += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    seen: set[str] = set()
+    return [p for p in phrases if not (p.lower() in seen or seen.add(p.lower()))]
 
 
 def weights_available(model_name: str, pretrained: str | None) -> bool:
