@@ -101,9 +101,11 @@ def test_headings_default_needs_three_points_and_can_be_turned_off():
     _, article = run(model, ComposeRequest("Ladybugs", OUTLINE, headings=False, image_count=0))
     assert not any(p.is_heading for p in article.paragraphs)
     # a model writing the whole article is asked for the headings in the writer's words
-    whole = ScriptedModel("One.\n\nTwo.")
-    run(whole, ComposeRequest("Ladybugs", OUTLINE, image_count=0))
+    whole = ScriptedModel("## why LADYBUGS matter!\nOne.\n\n## 2. Where they live\nTwo.\n\n## A garden\nThree.")
+    _, article = run(whole, ComposeRequest("Ladybugs", OUTLINE, image_count=0))
     assert "in exactly these words, as a heading" in whole.prompts[0].turns[-1].text
+    # the model's headings for outline points become the writer's words; its own stay its own
+    assert [p.text for p in article.paragraphs if p.is_heading] == [OUTLINE[0], OUTLINE[1], "A garden"]
 
 
 # --- the automatic count ------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from composer.planner.prompts import (
     write_sampling,
 )
 from composer.planner.request import MAX_IMAGES, ComposeRequest
-from composer.planner.segment import drop_unfinished_sentence, segment
+from composer.planner.segment import drop_unfinished_sentence, outline_headings, segment
 from composer.planner.select import (
     CandidateSource,
     Selection,
@@ -165,6 +165,8 @@ def segment_text(run: Run, text: str) -> Stage[Article]:
     request = run.request
     yield run.stage("segment")
     paragraphs = segment(text, request.title)
+    if request.use_headings:
+        paragraphs = outline_headings(paragraphs, request.outline)
     if not any(not p.is_heading for p in paragraphs):
         yield run.fallback("write", "the model wrote no usable text; the article holds the outline and materials")
         paragraphs = ([Paragraph(s) for s in (*request.outline, request.materials) if s.strip()]
