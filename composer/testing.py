@@ -15,7 +15,8 @@ Answer = str | Callable[[Prompt], str]
 
 # What each step's prompt contains, per dialect.
 MARKERS: dict[str, dict[str, str | tuple[str, ...]]] = {
-    "generic": {"write": "Write an article titled", "place": "Answer with the paragraph numbers",
+    "generic": {"write": ("Write an article titled", "You are writing the article"),
+                "place": "Answer with the paragraph numbers",
                 "caption": "caption of a photograph", "edit": "Answer with the new paragraph only",
                 "choose": "Which picture best fits"},
     "xcomposer": {"write": "根据以下标题", "place": "选择适合插入图像", "caption": "给出适合在",
@@ -29,11 +30,12 @@ class ScriptedModel(ChatModelBase):
 
     def __init__(self, article: str, place: Answer = "", caption: Answer = "A photo", edit: Answer = "New text.",
                  choose_scores: Callable[[Prompt, Sequence[str]], list[float]] | None = None,
-                 dialect: Dialect = "generic", sees_images: bool = False):
+                 dialect: Dialect = "generic", sees_images: bool = False, small: bool = False):
         self.answers = {"write": article, "place": place, "caption": caption, "edit": edit}
         self.choose_scores = choose_scores
         self.dialect = dialect
         self.sees_images = sees_images
+        self.small = small  # a small model is asked for one outline point at a time
         self.prompts: list[Prompt] = []
         self.usage = TokenUsage()
 

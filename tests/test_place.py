@@ -44,7 +44,16 @@ def test_auto_is_capped_by_limit_and_spread_prefers_long_paragraphs():
 
 def test_auto_never_pictures_every_paragraph():
     r = place("1, 2, 3, 4, 5, 6, 7", PARAS, "auto", "one", limit=12, index_map=TEXT_IDX)
-    assert len(r.slots) == 4 and r.fallback is None
+    assert len(r.slots) == 2 and r.fallback is None  # 330 words: one picture per ~175
+
+
+def test_auto_is_one_picture_per_150_to_200_words_model_first_rule_fills():
+    paras = [Paragraph("word " * 100) for _ in range(10)]  # 1000 words
+    r = place("3", paras, "auto", "one", limit=12)
+    assert 5 <= len(r.slots) <= 6 and 2 in r.slots and r.fallback is None
+    assert all(b - a >= 1 for a, b in zip(r.slots, r.slots[1:]))
+    # at most every other paragraph, however long the text
+    assert len(place("", [Paragraph("word " * 900), Paragraph("x " * 900)], "auto", "one", limit=12).slots) == 1
 
 
 def test_more_slots_than_paragraphs():

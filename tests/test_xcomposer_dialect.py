@@ -85,24 +85,31 @@ def test_choice_shows_candidate_images_and_uses_scores():
     assert len(seen[1].images) == 2
 
 
-def test_english_article_and_encoder_language():
-    model = ScriptedModel("Para one.\nPara two.\nPara three.", place="<Seg1>", caption='A cat"', dialect="xcomposer")
+def test_caption_in_the_article_language_and_an_english_query_for_an_english_encoder():
+    from composer.article import Candidate
+    from composer.retrieval.encoder import EncoderBase
 
-    class Enc:
+    def caption(prompt):
+        return 'A cat on a sill"' if "英文标题" in prompt.turns[-1].text else '窗台上的猫"'
+
+    model = ScriptedModel("第一段。\n第二段。\n第三段。", place="<Seg1>", caption=caption, dialect="xcomposer")
+    red = upload("red")
+    asked = []
+
+    class Library:
+        def candidates(self, query, k, exclude_hashes=()):
+            asked.append(query)
+            return [Candidate(red.ref, 0.9)]
+
+    class Enc(EncoderBase):
         name, languages = "english-only", ("en",)
 
-        def encode_texts(self, t):
-            import numpy as np
-            return np.ones((len(t), 2), dtype="float32")
-
-        def encode_images(self, i):
-            import numpy as np
-            return np.ones((len(i), 2), dtype="float32")
-
-    events, _ = run(model, ComposeRequest("Cafe", language="zh", image_count=1), encoder=Enc(), uploads=[upload("red")])
-    cap = [p for p in model.prompts if model.step_of(p) == "caption"][0]
-    assert "英文标题" in cap.turns[-1].text
-    assert any("multilingual" in e.data.get("message", "") for e in events if e.kind == "warning")
+    events, article = run(model, ComposeRequest("咖啡馆", language="zh", image_count=1), encoder=Enc(),
+                          library=Library())
+    assert [f.caption for f in article.figures] == ["窗台上的猫"]  # shown in the article's language
+    assert asked == ["A cat on a sill"]  # the encoder reads the English query
+    assert article.metadata["queries"] == [{"block": 2, "query": "A cat on a sill"}]
+    assert [e.data["caption"] for e in events if e.kind == "caption"] == ["窗台上的猫"]
 
 
 def test_xcomposer_edit_prompts():

@@ -1,19 +1,26 @@
-"""Turn a model's caption answer into a usable caption, or derive one from the paragraph."""
+"""Captions: ask the model, turn its answer into one complete phrase, or derive one by rule."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
+from composer.article import Paragraph
+from composer.model.base import ChatModel, Prompt, Sampling
+from composer.planner.prompts import Language, Prompts
 from composer.planner.segment import first_sentence
 
 MAX_WORDS = 16
+SHORT_CAPTION_WORDS = 8  # the limit a caption too long to use whole is asked again with
 MAX_CHARS = 120
 _LABEL = re.compile(r"^\s*(caption|photo|image|picture|title|标题|图片)\s*[:：]\s*", re.IGNORECASE)
 _QUOTES = "\"'“”‘’「」『』`*_"
 
 
-def parse_caption(answer: str, closing_quote: str | None = None) -> str | None:
-    """The caption in an answer, or None when there is nothing usable. With `closing_quote`
-    (the xcomposer prefix opens a quote), the caption ends at that quote."""
+def parse_caption(answer: str, closing_quote: str | None = None, max_words: int = MAX_WORDS) -> str | None:
+    """The caption in an answer, or None when there is nothing usable: no words, or more than
+    `max_words` with no clause boundary to end at (never a caption cut with "…"). With
+    `closing_quote` (the xcomposer prefix opens a quote), the caption ends at that quote."""
     text = answer or ""
     if closing_quote and closing_quote in text:
         text = text.split(closing_quote, 1)[0]
@@ -27,30 +34,85 @@ def parse_caption(answer: str, closing_quote: str | None = None) -> str | None:
         line = first  # a caption is one line of one sentence; models run on
     if not any(ch.isalpha() for ch in line) or len(line) < 3:
         return None
-    return shorten(line)
+    return shorten(line, max_words)
 
 
-_CLAUSE_END = re.compile(r"[,;:—–]\s")
+_CLAUSE_END = re.compile(r"[,;:]\s|\s?[—–]\s?|[，；：]")  # not inside "3:30" or "1,000"
+# Words a caption cut at a word boundary must not end on: the phrase would be left open.
+_OPEN_ENDS = {"a", "an", "the", "of", "and", "or", "to", "in", "on", "at", "by", "for", "with", "from",
+              "into", "as", "is", "are", "was", "were", "that", "which", "its", "their", "his", "her"}
 
 
-def shorten(text: str) -> str:
-    """At most MAX_WORDS words and MAX_CHARS characters. A cut caption ends at its last clause
-    boundary when that keeps most of it, else with an ellipsis, never mid-phrase silently."""
-    original = text
-    words = text.split()
-    if len(words) > MAX_WORDS:
-        text = " ".join(words[:MAX_WORDS])
-    if len(text) > MAX_CHARS - 1:
-        text = text[: MAX_CHARS - 1].rsplit(" ", 1)[0] if " " in text[: MAX_CHARS - 1] else text[: MAX_CHARS - 1]
-    if text == original:
-        return text.rstrip(" ,;:-")
-    boundaries = [m.start() for m in _CLAUSE_END.finditer(text + " ")]
-    if boundaries and boundaries[-1] >= len(text) // 2:
-        return text[: boundaries[-1]].rstrip(" ,;:-")
-    return text.rstrip(" ,;:-—–") + "…"
+def _fits(text: str, max_words: int) -> bool:
+    return len(text.split()) <= max_words and len(text) <= MAX_CHARS
 
 
-def caption_from_paragraph(paragraph: str) -> str:
-    """The rule when the model's caption is unusable: the paragraph's first sentence, shortened."""
-    first = first_sentence(paragraph.strip()) or paragraph
-    return shorten(first.strip(_QUOTES + " ")) or "Illustration"
+def shorten(text: str, max_words: int = MAX_WORDS) -> str | None:
+    """The caption within `max_words` words and MAX_CHARS characters as one complete phrase: the
+    whole text, or the text up to a clause boundary (of at least three words, or any CJK clause).
+    None when neither fits: a caption is never cut mid-phrase (no "…")."""
+    text = text.strip().rstrip(" ,;:-—–，；：")
+    if _fits(text, max_words):
+        return text
+    boundaries = [m.start() for m in _CLAUSE_END.finditer(text)]
+    for end in reversed(boundaries):
+        head = text[:end].rstrip(" ,;:-—–")
+        if _fits(head, max_words) and (len(head.split()) >= 3 or not head.isascii()):
+            return head
+    return None
+
+
+def caption_from_paragraph(paragraph: str, max_words: int = MAX_WORDS) -> str:
+    """The rule when the model's caption is unusable: the paragraph's first sentence, or its first
+    clause when the sentence is too long, as a complete phrase. Only a first clause longer than a
+    caption is cut at a word boundary, ending on a word that closes the phrase."""
+    first = (first_sentence(paragraph.strip()) or paragraph).strip(_QUOTES + " ")
+    whole = shorten(first, max_words)
+    if whole:
+        return whole
+    clause = _CLAUSE_END.split(first, maxsplit=1)[0].strip(_QUOTES + " ")
+    words = clause.split()[:max_words]
+    while len(words) > 1 and (words[-1].lower().strip(_QUOTES) in _OPEN_ENDS or len(" ".join(words)) > MAX_CHARS):
+        words.pop()
+    text = " ".join(words)[:MAX_CHARS].strip()
+    return text or "Illustration"
+
+
+@dataclass(frozen=True)
+class Written:
+    caption: str
+    fallback: str | None = None  # why a rule stood in for the model's caption, if it did
+
+
+def write_captions(model: ChatModel, prompts: Prompts, paragraphs: Sequence[Paragraph], at: Sequence[int],
+                   language: Language, described: Mapping[int, str], sampling: Sampling) -> Iterator[Written]:
+    """The caption of each slot, in order (the one caption rule of composing and of adding a
+    picture): the model's answer; if it has too many words to end as one phrase, the model asked
+    again with a shorter limit; else the slot's photo description, else its paragraph's first
+    clause. Chained dialects list the captions before each prompt, so they are asked one at a time."""
+    quote = prompts.caption_quote
+    captions: list[str] = []
+
+    def ask(slot: int, words: int) -> Prompt:
+        past = list(zip(at, captions)) if prompts.chained_captions else []
+        return prompts.caption(paragraphs, slot, past, language, described.get(slot, ""), words)
+
+    first = [] if prompts.chained_captions else model.complete([ask(slot, 12) for slot in at], sampling)
+    for k, slot in enumerate(at):
+        answer = first[k] if first else model.complete([ask(slot, 12)], sampling)[0]
+        caption = parse_caption(answer, quote)
+        if caption is None and _has_words(answer, quote):
+            caption = parse_caption(model.complete([ask(slot, SHORT_CAPTION_WORDS)], sampling)[0], quote)
+        reason = None
+        if caption is None:
+            stand_in = shorten(described.get(slot, ""))
+            caption = stand_in or caption_from_paragraph(paragraphs[slot].text)
+            used = "its photo's description" if stand_in else "its first sentence"
+            reason = f"paragraph {slot}: unusable caption {answer[:60]!r}; used {used}"
+        captions.append(caption)
+        yield Written(caption, reason)
+
+
+def _has_words(answer: str, quote: str | None) -> bool:
+    text = answer.split(quote, 1)[0] if quote else answer
+    return len(re.findall(r"\w+", text)) > 1

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Literal
 
 from composer.article import Article, Block, Figure, Paragraph
 from composer.images import LoadedImage
-from composer.model.base import ChatModel
-from composer.planner.caption import caption_from_paragraph, parse_caption
+from composer.model.base import ChatModel, Prompt, Sampling
+from composer.planner.caption import write_captions
 from composer.planner.events import Event
 from composer.planner.prompts import EditOp, Language, caption_sampling, edit_sampling, prompts_for
 from composer.planner.segment import drop_unfinished_sentence, segment
-from composer.planner.select import LIBRARY_TOP_K, CandidateSource, Slots, from_uploads
+from composer.planner.select import LIBRARY_TOP_K, CandidateSource, Slots, from_uploads, match_photos, photos_first
 
 if TYPE_CHECKING:
     from composer.retrieval.encoder import ImageTextEncoder
@@ -79,8 +79,26 @@ def edit_paragraph(article: Article, index: int, op: EditOp, model: ChatModel, *
     prompt = prompts_for(model.dialect).edit(op, old.text, materials, instruction, _language(article))
     words = len(old.text.split()) or len(old.text) // 2
     words = {"expand": words * 2, "shorten": max(words // 2, 20)}.get(op, words)
+    yield from _replace_paragraph(article, index, model, prompt, edit_sampling(words, seed))
+
+
+def ground(article: Article, index: int, model: ChatModel, claims: Sequence[str], materials: str,
+           seed: int | None = None) -> Iterator[Event]:
+    """Rewrite paragraph `index` keeping to the materials; the prompt quotes the claims a checker
+    flagged as unsupported (composer.check) and the materials. Streams like rewrite."""
+    old = _paragraph_at(article, index)
+    if old.is_heading:
+        raise EditError("headings are edited by hand, not rewritten by the model")
+    flagged = [c.strip() for c in claims if c and c.strip()]
+    prompt = prompts_for(model.dialect).ground(old.text, flagged, materials.strip(), _language(article))
+    words = len(old.text.split()) or len(old.text) // 2
+    yield from _replace_paragraph(article, index, model, prompt, edit_sampling(words, seed))
+
+
+def _replace_paragraph(article: Article, index: int, model: ChatModel, prompt: Prompt,
+                       sampling: Sampling) -> Iterator[Event]:
     new: list[Paragraph] = []
-    for item in _stream_paragraphs(model, prompt, edit_sampling(words, seed)):
+    for item in _stream_paragraphs(model, prompt, sampling):
         if isinstance(item, Event):
             yield item
         else:
@@ -197,22 +215,28 @@ def add_figure(article: Article, after: int, model: ChatModel, *, library: Candi
     prompts = prompts_for(model.dialect)
     paragraphs = article.paragraphs
     slot = sum(1 for b in article.blocks[: after + 1] if isinstance(b, Paragraph)) - 1
+    used = set(_used_hashes(article))
+    free = [u for u in uploads if u.ref.sha256 not in used]
+    # The same rules as composing, for one slot: a photo matched by paragraph first where that
+    # is the rule, a caption written from its description, then the same upload matching.
+    photos = None
+    described: dict[int, str] = {}
+    if free and encoder is not None and photos_first(model, prompts, encoder):
+        photos = match_photos(paragraphs, (slot,), free, encoder)
+        if slot in photos:
+            described[slot] = encoder.describe([free[photos[slot]].image])[0]
     if caption is None or not caption.strip():
-        answer = model.complete([prompts.caption(paragraphs, slot, (), _language(article))],
-                                caption_sampling(prompts, seed))[0]
-        caption = parse_caption(answer, prompts.caption_quote)
-        if caption is None:
-            caption = caption_from_paragraph(para.text)
-            yield Event("fallback", {"step": "caption", "reason": f"unusable caption {answer[:60]!r}"})
+        written = next(write_captions(model, prompts, paragraphs, (slot,), _language(article), described,
+                                      caption_sampling(prompts, seed)))
+        if written.fallback:
+            yield Event("fallback", {"step": "caption", "reason": written.fallback})
+        caption = written.caption
     caption = caption.strip()
     yield Event("caption", {"slot": after, "caption": caption})
-    used = set(_used_hashes(article))
     fig: Figure | None = None
-    free = [u for u in uploads if u.ref.sha256 not in used]
     if free:
-        # The same matching rule as composing, for one slot among the unused uploads.
         chosen = from_uploads(Slots(paragraphs, (slot,), (caption,)), free, model=model, prompts=prompts,
-                              encoder=encoder)
+                              encoder=encoder, photos=photos)
         fig = chosen.get(slot)
     elif library is not None:
         found = library.candidates(caption, LIBRARY_TOP_K, exclude_hashes=sorted(used))

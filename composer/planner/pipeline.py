@@ -7,16 +7,17 @@ hold no composition logic themselves.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from composer.article import Article, Block, Paragraph
+from composer.article import Article, Block, Figure, Paragraph
 from composer.images import LoadedImage
 from composer.model.base import ChatModel, TokenUsage
-from composer.planner.caption import caption_from_paragraph, parse_caption
+from composer.planner.caption import write_captions
 from composer.planner.events import Event
-from composer.planner.place import place
+from composer.planner.place import candidates, place
 from composer.planner.prompts import (
     Language,
     Prompts,
@@ -27,8 +28,16 @@ from composer.planner.prompts import (
     write_sampling,
 )
 from composer.planner.request import MAX_IMAGES, ComposeRequest
-from composer.planner.segment import drop_unfinished_sentence, segment
-from composer.planner.select import CandidateSource, Selection, Slots, from_library, from_uploads
+from composer.planner.segment import drop_unfinished_sentence, outline_headings, segment
+from composer.planner.select import (
+    CandidateSource,
+    Selection,
+    Slots,
+    from_library,
+    from_uploads,
+    match_photos,
+    photos_first,
+)
 
 if TYPE_CHECKING:
     from composer.retrieval.encoder import ImageTextEncoder
@@ -47,13 +56,15 @@ def compose(
     seed: int | None = None,
 ) -> Iterator[Event]:
     run = Run(request=request, model=model, encoder=encoder, library=library, uploads=tuple(uploads),
-              seed=seed, prompts=prompts_for(model.dialect), usage=StageUsage(model.usage))
+              seed=seed, prompts=prompts_for(model.dialect), usage=StageUsage(model.usage),
+              descriptions=describe(encoder, uploads))
     text = yield from write(run)
     article = yield from segment_text(run, text)
     at = yield from place_pictures(run, article.paragraphs)
-    slots = yield from caption_slots(run, article.paragraphs, at)
-    selection = yield from select_pictures(run, slots)
-    yield assemble(run, article, selection)
+    photos = run.match_photos(article.paragraphs, at)
+    slots = yield from caption_slots(run, article.paragraphs, at, photos or {})
+    selection = yield from select_pictures(run, slots, photos)
+    yield from assemble(run, article, slots, selection)
 
 
 # --- the run's context -------------------------------------------------------------------------
@@ -71,7 +82,9 @@ class StageUsage:
     def enter(self, name: str) -> None:
         now = self.usage.snapshot()
         if name != self.current:
-            self.by_stage[self.current] = _usage_delta(self.mark, now)
+            spent = _usage_delta(self.mark, now)
+            before = self.by_stage.get(self.current, {})
+            self.by_stage[self.current] = {k: before.get(k, 0) + v for k, v in spent.items()}
             self.current, self.mark = name, now
 
     def summary(self) -> dict:
@@ -88,7 +101,21 @@ class Run:
     seed: int | None
     prompts: Prompts
     usage: StageUsage
+    descriptions: tuple[str, ...] = ()  # of each upload, in words ("" where the encoder cannot say)
     fallbacks: list[dict[str, str]] = field(default_factory=list)
+
+    def match_photos(self, paragraphs: Sequence[Paragraph], at: tuple[int, ...]) -> dict[int, int] | None:
+        """Uploads matched to slots by paragraph before captioning, where that is the rule (else None)."""
+        if not self.uploads or self.encoder is None or not photos_first(self.model, self.prompts, self.encoder):
+            return None
+        return match_photos(paragraphs, at, self.uploads, self.encoder)
+
+    @property
+    def photos_in_words(self) -> tuple[str, ...]:
+        """The writer's photos described to a model that cannot see them (else none)."""
+        if self.model.sees_images or not any(self.descriptions):
+            return ()
+        return tuple(d or "(no description)" for d in self.descriptions)
 
     def stage(self, name: str) -> Event:
         self.usage.enter(name)
@@ -111,16 +138,21 @@ def write(run: Run) -> Stage[str]:
     if request.language == "zh" and model.dialect == "generic" and model.small:
         yield Event("warning", {"message": f"{model.name} is a small English model; its Chinese will be poor"})
     images_in_prompt = [u.image for u in run.uploads] if model.sees_images else []
-    sections = prompts.write_sections(request) if model.small else None
+    photos = run.photos_in_words
+    sections = prompts.write_sections(request, photos) if model.small else None
     if sections:
         writes = [(p, section_sampling(request, len(sections), run.seed_for(100 + k))) for k, p in enumerate(sections)]
     else:
-        writes = [(prompts.write(request, images_in_prompt), write_sampling(request, run.seed_for(0)))]
+        writes = [(prompts.write(request, images_in_prompt, photos), write_sampling(request, run.seed_for(0)))]
+    # Written part by part, each outline point is the heading over its part, in the writer's words.
+    headings = [f"## {point}\n\n" for point in request.outline] if sections and request.use_headings else []
     parts: list[str] = []
     for k, (prompt, sampling) in enumerate(writes):
         if k:
             yield Event("text", {"delta": "\n\n"})
-        part = ""
+        part = headings[k] if headings else ""
+        if part:
+            yield Event("text", {"delta": part})
         for delta in model.stream(prompt, sampling):
             part += delta
             yield Event("text", {"delta": delta})
@@ -133,6 +165,8 @@ def segment_text(run: Run, text: str) -> Stage[Article]:
     request = run.request
     yield run.stage("segment")
     paragraphs = segment(text, request.title)
+    if request.use_headings:
+        paragraphs = outline_headings(paragraphs, request.outline)
     if not any(not p.is_heading for p in paragraphs):
         yield run.fallback("write", "the model wrote no usable text; the article holds the outline and materials")
         paragraphs = ([Paragraph(s) for s in (*request.outline, request.materials) if s.strip()]
@@ -161,6 +195,11 @@ def place_pictures(run: Run, paragraphs: Sequence[Paragraph]) -> Stage[tuple[int
     if count != "auto" and count > available:
         yield Event("warning", {"message": f"asked for {count} pictures but only {available} images were given"})
         count = available
+    if count == "auto" and run.uploads:
+        # Every photo the writer gave is placed, at most one per paragraph.
+        count = min(len(run.uploads), len(candidates(paragraphs)))
+        if count == 0:
+            return ()
     yield run.stage("place")
     pp = run.prompts.place(paragraphs, count)
     answer = run.model.complete([pp.prompt], short_sampling(run.seed_for(1), max_new_tokens=32, stop=()))[0]
@@ -171,35 +210,34 @@ def place_pictures(run: Run, paragraphs: Sequence[Paragraph]) -> Stage[tuple[int
     return placement.slots
 
 
-def caption_slots(run: Run, paragraphs: Sequence[Paragraph], at: tuple[int, ...]) -> Stage[Slots]:
-    """A caption for each slot, in a language the encoder reads (captions are its queries)."""
+def caption_slots(run: Run, paragraphs: Sequence[Paragraph], at: tuple[int, ...],
+                  photos: Mapping[int, int]) -> Stage[Slots]:
+    """A caption for each slot in the article's language, one complete phrase: written from its
+    paragraph (and its photo's description where photos were matched first); a caption too long
+    to use whole is asked again shorter, else the photo's description or the paragraph's first
+    clause stands in. Where the encoder does not read the article's language, each slot also gets
+    an English query for it (never shown)."""
     if not at:
         return Slots(paragraphs, (), ())
     yield run.stage("caption")
-    language = caption_language(run.request.language, run.encoder)
-    if language != run.request.language:
-        name = run.encoder.name if run.encoder is not None else ""
-        yield Event("warning", {"message": f"captions are written in English so that the encoder {name} can "
-                                           "match them; use a multilingual encoder for Chinese captions"})
-    captions: list[str] = []
-    for slot, answer in zip(at, _caption_answers(run, paragraphs, at, language)):
-        caption = parse_caption(answer, run.prompts.caption_quote)
-        if caption is None:
-            caption = caption_from_paragraph(paragraphs[slot].text)
-            yield run.fallback("caption",
-                               f"paragraph {slot}: unusable caption {answer[:60]!r}; used its first sentence")
-        captions.append(caption)
-        yield Event("caption", {"slot": slot, "caption": caption})
-    return Slots(paragraphs, at, tuple(captions))
+    language = run.request.language
+    described = {slot: run.descriptions[i] for slot, i in photos.items() if i < len(run.descriptions)}
+    captions = yield from _captions(run, paragraphs, at, language, described, show=True)
+    queries = captions
+    if run.library is not None and not run.uploads and caption_language(language, run.encoder) != language:
+        queries = yield from _captions(run, paragraphs, at, "en", described, show=False)
+    return Slots(paragraphs, at, captions, queries)
 
 
-def select_pictures(run: Run, slots: Slots) -> Stage[Selection]:
-    """A picture for each slot, from the writer's uploads or else the library."""
+def select_pictures(run: Run, slots: Slots, photos: Mapping[int, int] | None) -> Stage[Selection]:
+    """A picture for each slot, from the writer's uploads (matched already where `photos`) or
+    else the library."""
     if not slots.at:
         return {}
     yield run.stage("select")
     if run.uploads:
-        selection = from_uploads(slots, run.uploads, model=run.model, prompts=run.prompts, encoder=run.encoder)
+        selection = from_uploads(slots, run.uploads, model=run.model, prompts=run.prompts, encoder=run.encoder,
+                                 photos=photos)
     else:
         assert run.library is not None  # place_pictures gives no slots without pictures to fill them
         min_match = run.encoder.min_match if run.encoder is not None else None
@@ -214,42 +252,83 @@ def select_pictures(run: Run, slots: Slots) -> Stage[Selection]:
     return selection
 
 
-def assemble(run: Run, article: Article, selection: Selection) -> Event:
-    """The finished article: each figure after its paragraph, with the run's accounting."""
+def assemble(run: Run, article: Article, slots: Slots, selection: Selection) -> Stage[None]:
+    """The finished article: each figure after its paragraph, with the run's accounting and what
+    became of each upload (a photo that could not be placed is listed with the reason)."""
     blocks: list[Block] = []
+    figure_at: dict[int, int] = {}  # slot -> block index of its figure
     for i, p in enumerate(article.blocks):
         blocks.append(p)
         if i in selection:
+            figure_at[i] = len(blocks)
             blocks.append(selection[i])
+    uploads = _upload_report(run, article, blocks)
+    for entry in uploads:
+        if entry["block"] is None:
+            yield Event("warning", {"message": f"photo {entry['name']} is not in the article: {entry['reason']}"})
     run.usage.enter("done")
     usage = run.usage.summary()
     metadata = {**article.metadata, "fallbacks": run.fallbacks, "usage": usage,
                 "encoder": run.encoder.name if run.encoder is not None else None}
-    return Event("done", {"article": Article(article.title, tuple(blocks), metadata), "usage": usage})
+    if uploads:
+        metadata["uploads"] = uploads
+    # An English query sent to an encoder that reads only English is kept, never shown.
+    queries = [{"block": figure_at[slot], "query": q}
+               for slot, c, q in zip(slots.at, slots.captions, slots.queries) if q != c and slot in figure_at]
+    if queries:
+        metadata["queries"] = queries
+    yield Event("done", {"article": Article(article.title, tuple(blocks), metadata), "usage": usage})
 
 
 # --- helpers ---------------------------------------------------------------------------------
+def describe(encoder: ImageTextEncoder | None, uploads: Sequence[LoadedImage]) -> tuple[str, ...]:
+    """Each upload in words, from the encoder ("" for each when there is none)."""
+    if encoder is None or not uploads:
+        return ("",) * len(uploads)
+    words = list(encoder.describe([u.image for u in uploads]))
+    return tuple((words + [""] * len(uploads))[: len(uploads)])
+
+
+def _captions(run: Run, paragraphs: Sequence[Paragraph], at: tuple[int, ...], language: Language,
+              described: Mapping[int, str], show: bool) -> Stage[tuple[str, ...]]:
+    """Captions to show (with events) or English queries for the encoder (silent)."""
+    sampling = caption_sampling(run.prompts, run.seed_for(2 if show else 3))
+    captions: list[str] = []
+    for slot, written in zip(at, write_captions(run.model, run.prompts, paragraphs, at, language, described,
+                                                sampling)):
+        if show and written.fallback:
+            yield run.fallback("caption", written.fallback)
+        captions.append(written.caption)
+        if show:
+            yield Event("caption", {"slot": slot, "caption": written.caption})
+    return tuple(captions)
+
+
+def _upload_report(run: Run, article: Article, blocks: Sequence[Block]) -> list[dict]:
+    at_block = {b.image.sha256: i for i, b in enumerate(blocks) if isinstance(b, Figure) and b.image is not None}
+    room = len(candidates(article.paragraphs))
+    count = run.request.image_count
+    report = []
+    for upload, description in zip(run.uploads, run.descriptions):
+        block = at_block.get(upload.ref.sha256)
+        if block is not None:
+            reason = ""
+        elif count != "auto" and count < len(run.uploads):
+            reason = f"the request asks for {count} picture{'s' if count != 1 else ''}"
+        elif room < len(run.uploads):
+            reason = f"the article has {room} paragraph{'s' if room != 1 else ''} for {len(run.uploads)} photos"
+        else:
+            reason = "no paragraph was matched to it"
+        report.append({"name": Path(upload.ref.path).name, "sha256": upload.ref.sha256, "block": block,
+                       "reason": reason, "description": description})
+    return report
+
+
 def caption_language(article_language: Language, encoder: ImageTextEncoder | None) -> Language:
     """Captions go to the encoder as queries: write them in a language it reads."""
     if encoder is None:
         return article_language
     return article_language if article_language in encoder.languages else "en"
-
-
-def _caption_answers(run: Run, paragraphs: Sequence[Paragraph], at: tuple[int, ...],
-                     language: Language) -> Iterator[str]:
-    prompts, model = run.prompts, run.model
-    sampling = caption_sampling(prompts, run.seed_for(2))
-    if prompts.chained_captions:
-        # Each caption prompt lists the captions before it, so they are asked one at a time.
-        past: list[tuple[int, str]] = []
-        for slot in at:
-            answer = model.complete([prompts.caption(paragraphs, slot, past, language)], sampling)[0]
-            caption = parse_caption(answer, prompts.caption_quote) or caption_from_paragraph(paragraphs[slot].text)
-            past.append((slot, caption))
-            yield answer
-    else:
-        yield from model.complete([prompts.caption(paragraphs, slot, (), language) for slot in at], sampling)
 
 
 def _usage_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from composer.article import Paragraph
 
-WORDS_PER_PICTURE = 120
+WORDS_PER_PICTURE = 175  # "auto": about one picture per 150-200 words of text
 _SEG = re.compile(r"<\s*Seg\s*[_-]?\s*(\d+)\s*>", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\d.])(\d{1,3})(?!\d|\.\d)")
 
@@ -33,10 +33,12 @@ def auto_limit(paragraphs: Sequence[Paragraph], limit: int) -> int:
 
 
 def auto_count(paragraphs: Sequence[Paragraph], limit: int) -> int:
+    """How many pictures "auto" means: one per WORDS_PER_PICTURE words of text, at least one, at
+    most every other paragraph and `limit`."""
     words = sum(len(p.text.split()) for p in paragraphs if not p.is_heading)
     # Chinese has no spaces: count characters as a third of a word each.
     words += sum(len(p.text) // 3 for p in paragraphs if not p.is_heading and len(p.text.split()) <= 2)
-    return max(1, min(limit, round(words / WORDS_PER_PICTURE)))
+    return max(1, min(auto_limit(paragraphs, limit), round(words / WORDS_PER_PICTURE)))
 
 
 def extract_indices(answer: str, numbering: Literal["seg0", "one"]) -> list[int]:
@@ -71,12 +73,12 @@ def place(
         if idx in allowed and idx not in picked:
             picked.append(idx)
     if target is None:
-        limit = auto_limit(paragraphs, limit) if limit > 0 else 0
-        picked = picked[:limit]
-        if picked:
-            return Placement(tuple(sorted(picked)))
+        # "auto": the count follows the text's length; the model's paragraphs first, the rule
+        # fills the rest (a model that names too few is not wrong, only short).
         want = min(auto_count(paragraphs, limit), len(allowed)) if limit > 0 else 0
-        return Placement(spread(paragraphs, want), "the answer named no usable paragraph" if want else None)
+        picked = picked[:want]
+        return Placement(spread(paragraphs, want, keep=picked),
+                         "the answer named no usable paragraph" if want and not picked else None)
     picked = picked[:target]
     if len(picked) == target:
         return Placement(tuple(sorted(picked)), shortfall)

@@ -79,15 +79,21 @@ class Prompts(Protocol):
     name: ClassVar[str]
     caption_quote: ClassVar[str | None]  # the answer prefix opens a quote that this closes
     chained_captions: ClassVar[bool]  # each caption prompt lists the captions before it
+    # Uploads are matched to paragraphs before captioning, and each caption is written from its
+    # photo's description (False: the official order, caption first, then choose a picture).
+    captions_from_photos: ClassVar[bool]
 
-    def write(self, request: ComposeRequest, images: Sequence[Image.Image] = ()) -> Prompt: ...
+    def write(self, request: ComposeRequest, images: Sequence[Image.Image] = (),
+              photos: Sequence[str] = ()) -> Prompt:
+        """`images` are shown to a model that sees them; `photos` describe the writer's photos in
+        words to one that does not."""
 
-    def write_sections(self, request: ComposeRequest) -> list[Prompt] | None: ...
+    def write_sections(self, request: ComposeRequest, photos: Sequence[str] = ()) -> list[Prompt] | None: ...
 
     def place(self, paragraphs: Sequence[Paragraph], count: int | Literal["auto"]) -> PlacePrompt: ...
 
     def caption(self, paragraphs: Sequence[Paragraph], slot: int, past: Sequence[tuple[int, str]] = (),
-                language: Language = "en") -> Prompt: ...
+                language: Language = "en", photo: str = "", words: int = 12) -> Prompt: ...
 
     def choose(self, paragraphs: Sequence[Paragraph], slot: int, caption: str, images: Sequence[Image.Image],
                names: Sequence[str], sees_images: bool, chosen: Mapping[int, Image.Image] = {}) -> ChoicePrompt: ...
@@ -97,28 +103,37 @@ class Prompts(Protocol):
 
     def insert(self, before: str, after: str, outline: str, language: Language = "en") -> Prompt: ...
 
+    def ground(self, paragraph: str, claims: Sequence[str], materials: str, language: Language = "en") -> Prompt:
+        """Rewrite a paragraph keeping to the materials; `claims` are the ones a checker flagged."""
+
 
 class GenericPrompts:
     name: ClassVar[str] = "generic"
     caption_quote: ClassVar[str | None] = None
     chained_captions: ClassVar[bool] = False
+    captions_from_photos: ClassVar[bool] = True
     SYSTEM = "You are a careful writer and photo editor for a magazine."
 
     # --- composition -----------------------------------------------------------------------
-    def write(self, request: ComposeRequest, images: Sequence[Image.Image] = ()) -> Prompt:
+    def write(self, request: ComposeRequest, images: Sequence[Image.Image] = (),
+              photos: Sequence[str] = ()) -> Prompt:
         lines = [f'Write an article titled "{request.title}".']
         if request.outline:
             lines.append("Follow this outline, one or two paragraphs per point:")
             lines += [f"- {item}" for item in request.outline]
+            if request.use_headings:
+                lines.append("Put each outline point, in exactly these words, as a heading (## point) over its part.")
         if request.materials:
             lines.append(f"Use these facts and notes:\n{request.materials}")
+        if photos:
+            lines.append(_photo_list(photos))
         if request.style:
             lines.append(f"Style: {request.style}.")
         lines.append(f"Length: about {request.length} words. Write in {LANGUAGE_NAMES[request.language]}.")
         lines.append("Write plain paragraphs separated by blank lines. Do not repeat the title.")
         return Prompt.user(*images, "\n".join(lines), system=self.SYSTEM)
 
-    def write_sections(self, request: ComposeRequest) -> list[Prompt] | None:
+    def write_sections(self, request: ComposeRequest, photos: Sequence[str] = ()) -> list[Prompt] | None:
         """One prompt per outline point, for small models: asked for a whole article they drift
         off the outline or stop after one paragraph; asked for one part at a time they stay on
         it. The prompts share their start (title, notes, whole outline), which the cache serves."""
@@ -127,6 +142,8 @@ class GenericPrompts:
         head = [f'You are writing the article "{request.title}".']
         if request.materials:
             head.append(f"Notes:\n{request.materials}")
+        if photos:
+            head.append(_photo_list(photos))
         head.append("Outline of the whole article:\n" + "\n".join(f"- {o}" for o in request.outline))
         words = max(40, request.length // len(request.outline))
         tail = (f"Style: {request.style}. " if request.style else "") + (
@@ -159,14 +176,15 @@ class GenericPrompts:
         return PlacePrompt(self._about_article(paragraphs, task, "Paragraph numbers:"), "one", index_map)
 
     def caption(self, paragraphs: Sequence[Paragraph], slot: int, past: Sequence[tuple[int, str]] = (),
-                language: Language = "en") -> Prompt:
+                language: Language = "en", photo: str = "", words: int = 12) -> Prompt:
         _, index_map = self._article(paragraphs)
         n = index_map.index(slot) + 1
         # The paragraph is quoted again after the shared article: small models lose track of
         # which numbered paragraph is meant, and the repeat costs only the uncached tail.
-        task = (f'Paragraph {n}: "{_clip(paragraphs[slot].text, 400)}"\n'
-                f"Write the caption of a photograph to place after paragraph {n}, under 12 words, "
-                f"in {LANGUAGE_NAMES[language]}, saying what the photo shows.")
+        shows = f"The photo shows: {photo}.\n" if photo else ""
+        task = (f'Paragraph {n}: "{_clip(paragraphs[slot].text, 400)}"\n{shows}'
+                f"Write the caption of a photograph to place after paragraph {n}: one complete phrase "
+                f"under {words} words, in {LANGUAGE_NAMES[language]}, saying what the photo shows.")
         return self._about_article(paragraphs, task, "Caption:")
 
     def choose(self, paragraphs: Sequence[Paragraph], slot: int, caption: str, images: Sequence[Image.Image],
@@ -207,6 +225,15 @@ class GenericPrompts:
                 f"Write in {LANGUAGE_NAMES[language]}. Answer with the new paragraph only.")
         return Prompt.user(text, system=self.SYSTEM)
 
+    def ground(self, paragraph: str, claims: Sequence[str], materials: str, language: Language = "en") -> Prompt:
+        lines = [f'Rewrite this paragraph so that it says only what the materials support:\n"{paragraph}"']
+        if claims:
+            lines.append("These claims are not supported by the materials; correct them or leave them out:")
+            lines += [f'- "{c}"' for c in claims]
+        lines.append(f"Materials:\n{materials}" if materials else "Materials: (none given)")
+        lines.append(f"Write in {LANGUAGE_NAMES[language]}. Answer with the new paragraph only.")
+        return Prompt.user("\n".join(lines), system=self.SYSTEM)
+
 
 class XComposerPrompts:
     """The official composition protocol. The instructions stay in Chinese as trained; an
@@ -215,17 +242,24 @@ class XComposerPrompts:
     name: ClassVar[str] = "xcomposer"
     caption_quote: ClassVar[str | None] = '"'
     chained_captions: ClassVar[bool] = True
+    captions_from_photos: ClassVar[bool] = False
     ENGLISH = "请用英文写作。"
 
-    def write_sections(self, request: ComposeRequest) -> list[Prompt] | None:
+    def write_sections(self, request: ComposeRequest, photos: Sequence[str] = ()) -> list[Prompt] | None:
         return None  # XComposer2 writes the whole article in one go, as it was trained
 
-    def write(self, request: ComposeRequest, images: Sequence[Image.Image] = ()) -> Prompt:
+    def write(self, request: ComposeRequest, images: Sequence[Image.Image] = (),
+              photos: Sequence[str] = ()) -> Prompt:
         text = f"根据以下标题：“{request.title}”，创作长文章，字数不少于{request.length}字。"
         if request.outline:
             text += "文章大纲：\n" + "\n".join(f"{i + 1}. {o}" for i, o in enumerate(request.outline)) + "\n"
+            if request.use_headings:
+                text += "请把大纲的每一点原样作为小标题（以## 开头）。"
         if request.materials:
             text += f"请结合以下文本素材：\n“{request.materials}”\n"
+        if photos:
+            text += ("作者的照片：\n" + "\n".join(f"{i + 1}. {d}" for i, d in enumerate(photos))
+                     + "\n请在合适的位置提到每一张照片。\n")
         if request.style:
             text += f"写作风格：{request.style}。"
         if request.language == "en":
@@ -245,12 +279,13 @@ class XComposerPrompts:
         return PlacePrompt(Prompt.user(text, answer_prefix="适合插入图像的行是"), "seg0", None)
 
     def caption(self, paragraphs: Sequence[Paragraph], slot: int, past: Sequence[tuple[int, str]] = (),
-                language: Language = "en") -> Prompt:
+                language: Language = "en", photo: str = "", words: int = 12) -> Prompt:
         ctx = self._tagged(paragraphs[: slot + 1])
         earlier = "".join(f'现在<Seg{k}>后插入图像对应的标题是"{cap}"，' for k, cap in past)
-        # Captions in the encoder's language: English unless the article (and encoder) is Chinese.
         title = "英文标题" if language == "en" else "标题"
         text = f'给定文章"{ctx}" {earlier}给出适合在<Seg{slot}>后插入的图像对应的{title}。'
+        if words < 12:  # a re-ask after a caption too long to use whole (not in the trained prompt)
+            text += f"标题要简短，不超过{words}个词。"
         return Prompt.user(text, answer_prefix='标题是"')
 
     def choose(self, paragraphs: Sequence[Paragraph], slot: int, caption: str, images: Sequence[Image.Image],
@@ -285,6 +320,15 @@ class XComposerPrompts:
             text += "\n" + self.ENGLISH
         return Prompt.user(text)
 
+    def ground(self, paragraph: str, claims: Sequence[str], materials: str, language: Language = "en") -> Prompt:
+        text = f"根据素材改写以下段落，只保留素材支持的内容：{paragraph}"
+        if claims:
+            text += "\n以下说法没有素材支持，请改正或删去：\n" + "\n".join(f"“{c}”" for c in claims)
+        text += f"\n素材：{materials}" if materials else "\n素材：（无）"
+        if language == "en":
+            text += "\n" + self.ENGLISH
+        return Prompt.user(text)
+
 
 DIALECTS: dict[str, type[Prompts]] = {"generic": GenericPrompts, "xcomposer": XComposerPrompts}
 
@@ -294,6 +338,11 @@ def prompts_for(dialect: str) -> Prompts:
         return DIALECTS[dialect]()
     except KeyError:
         raise ValueError(f"no prompts for dialect {dialect!r}") from None
+
+
+def _photo_list(photos: Sequence[str]) -> str:
+    return ("The writer's photos (mention each one in the part where it fits):\n"
+            + "\n".join(f"- Photo {i + 1}: {d}" for i, d in enumerate(photos)))
 
 
 def caption_sampling(prompts: Prompts, seed: int | None) -> Sampling:

@@ -32,6 +32,11 @@ class ComposeRequest:
     length: int = 400
     language: Literal["en", "zh"] = "en"
     image_count: ImageCount = "auto"
+    headings: bool | None = None  # each outline point a heading over its part; None: with 3+ points
+
+    @property
+    def use_headings(self) -> bool:
+        return self.headings if self.headings is not None else len(self.outline) >= 3
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -54,6 +59,7 @@ class ComposeRequest:
             length=_length(data.get("length", 400)),
             language=_language(data.get("language", "en")),
             image_count=parse_image_count(data.get("image_count", "auto")),
+            headings=_headings(data.get("headings")),
         )
 
     def with_image_count(self, count: ImageCount) -> "ComposeRequest":
@@ -111,6 +117,12 @@ def _text(data: dict, key: str) -> str:
 def _length(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 50 <= value <= 5000:
         raise RequestError(f'"length" must be a number of words from 50 to 5000, not {value!r}')
+    return value
+
+
+def _headings(value: Any) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise RequestError(f'"headings" must be true or false, not {value!r}')
     return value
 
 

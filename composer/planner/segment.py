@@ -4,6 +4,7 @@ only repeats the title."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from composer.article import Paragraph
 
@@ -91,3 +92,18 @@ def _fit(blocks: list[Paragraph], limit: int) -> list[Paragraph]:
         a, b = blocks[best], blocks[best + 1]
         blocks[best : best + 2] = [Paragraph(f"{a.text} {b.text}")]
     return blocks
+
+
+def outline_headings(paragraphs: list[Paragraph], outline: Sequence[str]) -> list[Paragraph]:
+    """Headings in the writer's words: a heading the model wrote for an outline point (the same
+    words up to case and punctuation, or containing them) is replaced by the point itself."""
+    points = {_norm(p): p for p in outline if _norm(p)}
+    out = []
+    for p in paragraphs:
+        if p.is_heading:
+            key = _norm(p.text)
+            point = points.get(key) or next((v for k, v in points.items() if k in key), None)
+            if point is not None:
+                p = Paragraph(point, "heading", p.level)
+        out.append(p)
+    return out

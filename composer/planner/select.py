@@ -36,12 +36,38 @@ class CandidateSource(Protocol):
 
 @dataclass(frozen=True)
 class Slots:
-    """The picture slots of an article: after which paragraphs (indices into `paragraphs`),
-    and the caption of each."""
+    """The picture slots of an article: after which paragraphs (indices into `paragraphs`), the
+    caption of each (in the article's language), and the query each sends to the encoder (the
+    caption, or its English version for an encoder that reads only English)."""
 
     paragraphs: Sequence[Paragraph]
     at: tuple[int, ...]
     captions: tuple[str, ...]
+    queries: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.queries:
+            object.__setattr__(self, "queries", self.captions)
+
+
+def photos_first(model: ChatModel, prompts: Prompts, encoder: ImageTextEncoder | None) -> bool:
+    """Whether uploads are matched to paragraphs before captioning (match_photos): for a model
+    that cannot see them, with an encoder to compare them, in a dialect that captions from
+    photo descriptions (the xcomposer protocol keeps its order: caption, then choose)."""
+    return encoder is not None and not model.sees_images and prompts.captions_from_photos
+
+
+def match_photos(paragraphs: Sequence[Paragraph], at: Sequence[int], uploads: Sequence[LoadedImage],
+                 encoder: ImageTextEncoder) -> dict[int, int]:
+    """Slot -> upload index by paragraph-photo similarity under the encoder, each photo used once
+    (for a model that cannot see the photos: each caption is then written from its paragraph and
+    its photo's description, so caption and picture agree)."""
+    if not at or not uploads:
+        return {}
+    text_vecs = encoder.encode_texts([paragraphs[i].text for i in at])
+    image_vecs = encoder.encode_images([u.image for u in uploads])
+    picks = assign(np.asarray(text_vecs) @ np.asarray(image_vecs).T)
+    return {slot: pick for slot, pick in zip(at, picks) if pick is not None}
 
 
 def assign(similarity: np.ndarray) -> list[int | None]:
@@ -74,14 +100,18 @@ def _figure(image, caption: str, source, candidates: Sequence[Candidate] = ()) -
 
 # --- uploads -------------------------------------------------------------------------------
 def from_uploads(slots: Slots, uploads: Sequence[LoadedImage], *, model: ChatModel, prompts: Prompts,
-                 encoder: ImageTextEncoder | None) -> Selection:
+                 encoder: ImageTextEncoder | None, photos: Mapping[int, int] | None = None) -> Selection:
     """The writer's images, each used at most once. The one matching rule for composing and for
-    adding a picture in an edit: with an encoder and a model that does not see images, the
-    assignment that maximises total caption-image similarity; otherwise the model chooses, slot
-    by slot, among the images still free (looking at them when it sees images, the reference
-    protocol; else by their file names)."""
-    if encoder is not None and not model.sees_images:
-        text_vecs = encoder.encode_texts(list(slots.captions))
+    adding a picture in an edit: `photos` already matched to paragraphs (match_photos) where the
+    dialect captions from photos; else, with an encoder and a model that does not see images,
+    the assignment that maximises total caption-image similarity; otherwise the model chooses,
+    slot by slot, among the images still free (looking at them when it sees images, the
+    reference protocol; else by their file names)."""
+    picks: list[int | None]
+    if photos is not None:
+        picks = [photos.get(slot) for slot in slots.at]
+    elif encoder is not None and not model.sees_images:
+        text_vecs = encoder.encode_texts(list(slots.queries))
         image_vecs = encoder.encode_images([u.image for u in uploads])
         picks = assign(np.asarray(text_vecs) @ np.asarray(image_vecs).T)
     else:
@@ -121,7 +151,7 @@ def _library_by_score(slots: Slots, library: CandidateSource, min_match: float |
     """All slots at once: each caption's top matches, then the assignment that maximises total
     score with no picture used twice (slot by slot, an early caption could take the one picture
     a later caption needed)."""
-    found = [library.candidates(c, len(slots.at) + LIBRARY_TOP_K) for c in slots.captions]
+    found = [library.candidates(q, len(slots.at) + LIBRARY_TOP_K) for q in slots.queries]
     pool = list({c.image.sha256: c.image for cands in found for c in cands}.values())
     column = {ref.sha256: j for j, ref in enumerate(pool)}
     scores = np.full((len(slots.at), len(pool)), -1e9)
@@ -146,22 +176,22 @@ def _library_by_model(slots: Slots, library: CandidateSource, model: ChatModel, 
                       min_match: float | None) -> Selection:
     selection: Selection = {}
     chosen: dict[int, Image.Image] = {}
-    for slot, caption in zip(slots.at, slots.captions):
+    for slot, caption, query in zip(slots.at, slots.captions, slots.queries):
         used = [f.image.sha256 for f in selection.values() if f.image]
-        figure, image = _pick_one(slots, slot, caption, library, used, chosen, model, prompts, min_match)
+        figure, image = _pick_one(slots, slot, caption, query, library, used, chosen, model, prompts, min_match)
         if image is not None:
             chosen[slot] = image
         selection[slot] = figure
     return selection
 
 
-def _pick_one(slots: Slots, slot: int, caption: str, library: CandidateSource, used: Sequence[str],
+def _pick_one(slots: Slots, slot: int, caption: str, query: str, library: CandidateSource, used: Sequence[str],
               chosen: Mapping[int, Image.Image], model: ChatModel, prompts: Prompts,
               min_match: float | None) -> tuple[Figure, Image.Image | None]:
     """The model chooses among the top unused library matches, shown as images (the reference
     protocol). Below the encoder's `min_match` a picture would be unrelated (a cat in a space
     article): the slot stays empty, its candidates kept for the writer to pick from."""
-    found: list[Candidate] = [c for c in library.candidates(caption, LIBRARY_TOP_K, exclude_hashes=used)
+    found: list[Candidate] = [c for c in library.candidates(query, LIBRARY_TOP_K, exclude_hashes=used)
                               if c.image.sha256 not in used]
     if not found or (min_match is not None and found[0].score < min_match):
         return _figure(None, caption, "none", found), None
