@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from composer.article import Candidate, ImageRef
+from composer.runtime import run_in_background
 from composer.retrieval.decode import Decoded, Failed, decode_batches
 from composer.retrieval.encoder import ImageTextEncoder, l2_normalize, load_encoder
 from composer.retrieval.errors import LibraryError
@@ -140,6 +141,12 @@ class ImageLibrary:
         batch_size: int = BATCH_SIZE,
         workers: int | None = None,
     ) -> SyncReport:
+        """`progress` is called from the sync's worker thread."""
+        # A worker thread at background priority with torch bounded (composer.runtime): an index
+        # job in this process, or beside it, cannot take the cores from a generation.
+        return run_in_background(lambda: self._sync(progress, batch_size, workers), name="library-sync")
+
+    def _sync(self, progress: ProgressCallback | None, batch_size: int, workers: int | None) -> SyncReport:
         enc = self.encoder
         report = SyncReport()
         entries, report.skipped = scan_folder(self.folder)
