@@ -11,8 +11,9 @@ embedded model fell from 67 to 1-3 tokens/s while the image encoder ran beside i
   barriers, and a barrier waits for the slowest, descheduled thread) and runs prompts on many
   (prefill is compute-bound).
 - The library sync runs in a worker thread at a lower priority (a higher nice value, Linux
-  per-thread; threads it starts inherit it) with torch bounded to the cores decode leaves free,
-  so an index job can never take the CPU from a generation.
+  per-thread; threads it starts, torch's OpenMP pool included, inherit it) and, once a model is
+  loaded in the process, with torch bounded to the cores decode leaves free: an index job can
+  never take the CPU from a generation, and alone it keeps its full speed.
 
 Every choice can be overridden by an environment variable (see ENV and the README section "On a
 shared machine"). `choose_policy` is a pure function of the core count and the environment.
@@ -33,7 +34,7 @@ T = TypeVar("T")
 # Environment variables a user sets to override the policy.
 ENV_THREADS = "COMPOSER_THREADS"  # llama.cpp threads while decoding (one token at a time)
 ENV_BATCH_THREADS = "COMPOSER_BATCH_THREADS"  # llama.cpp threads while reading a prompt
-ENV_TORCH_THREADS = "COMPOSER_TORCH_THREADS"  # torch intra-op threads of the library sync
+ENV_TORCH_THREADS = "COMPOSER_TORCH_THREADS"  # torch intra-op threads of the sync beside a model
 ENV_SYNC_NICE = "COMPOSER_SYNC_NICE"  # how much lower the library sync's priority is (0-19)
 ENV = (ENV_THREADS, ENV_BATCH_THREADS, ENV_TORCH_THREADS, ENV_SYNC_NICE)
 
@@ -133,17 +134,28 @@ def bound_torch_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
+# Set once a model that runs on this machine's CPU is loaded in this process: from then on the
+# background work leaves it its cores. Without one (`python -m composer index`) torch keeps them all.
+_model_resident = threading.Event()
+
+
+def model_loaded() -> None:
+    """Called by a backend that generates on this CPU (the embedded model), when it is loaded."""
+    _model_resident.set()
+
+
 def run_in_background(work: Callable[[], T], name: str = "composer-background") -> T:
-    """Run `work` in a fresh thread at the background priority with torch bounded, wait for it,
-    and return its result or raise its exception here. A fresh thread because a raised nice
-    value cannot be lowered again without privileges."""
+    """Run `work` in a fresh thread at the background priority, torch bounded when a model shares
+    the process, wait for it, and return its result or raise its exception here. A fresh thread
+    because a raised nice value cannot be lowered again without privileges."""
     p = policy()
     result: list[T] = []
     error: list[BaseException] = []
 
     def body() -> None:
         lower_this_thread(p.sync_nice)
-        bound_torch_threads(p.torch_threads)
+        if _model_resident.is_set() or ENV_TORCH_THREADS in os.environ:
+            bound_torch_threads(p.torch_threads)
         try:
             result.append(work())
         except BaseException as exc:  # handed to the waiting thread

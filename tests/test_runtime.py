@@ -125,6 +125,26 @@ def test_background_work_bounds_torch_threads_in_its_thread(monkeypatch):
         torch.set_num_threads(before)
 
 
+BOUND_CHECK = """
+import composer, torch
+from composer import runtime
+torch.set_num_threads(4)
+probe = lambda: (torch.ones(64, 64) @ torch.ones(64, 64), torch.get_num_threads())[1]
+alone = runtime.run_in_background(probe)
+runtime.model_loaded()
+print(alone, runtime.run_in_background(probe))
+"""
+
+
+def test_torch_is_bounded_only_once_a_model_shares_the_process():
+    pytest.importorskip("torch")
+    # Decode takes all cores but one, so the bound leaves torch one thread on any machine.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSER_")}
+    env.update(PYTHONPATH=str(ROOT), COMPOSER_THREADS=str(max(1, runtime.usable_cores() - 1)))
+    out = subprocess.run([sys.executable, "-c", BOUND_CHECK], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["4", "1"]
+
+
 # --- the embedded model ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def gguf():

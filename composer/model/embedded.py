@@ -52,6 +52,7 @@ class EmbeddedModel:
         self.n_threads_batch = n_threads_batch or threads.batch_threads
         self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=self.n_threads,
                          n_threads_batch=self.n_threads_batch, n_batch=512, logits_all=False, verbose=False)
+        runtime.model_loaded()  # the library sync now leaves the decode threads their cores
         self.n_ctx = n_ctx
         self.reuse_prefix = reuse_prefix  # off only to measure what reuse saves
         self.n_vocab = self.llm.n_vocab()
