@@ -144,11 +144,16 @@ def model_loaded() -> None:
     _model_resident.set()
 
 
-def run_in_background(work: Callable[[], T], name: str = "composer-background") -> T:
-    """Run `work` in a fresh thread at the background priority, torch bounded when a model shares
-    the process, wait for it, and return its result or raise its exception here. A fresh thread
-    because a raised nice value cannot be lowered again without privileges."""
+def run_in_background(work: Callable[[threading.Event], T], name: str = "composer-background") -> T:
+    """Run `work(stop)` in a fresh thread at the background priority, torch bounded when a model
+    shares the process; wait for it and return its result or raise its exception here. A fresh
+    thread because a raised nice value cannot be lowered again without privileges.
+
+    If the wait is interrupted (Ctrl-C), `stop` is set and the worker is waited for before the
+    interrupt goes on: `work` should check `stop` between steps. A process must not exit while
+    the worker is inside torch (its C++ runtime aborts the exit)."""
     p = policy()
+    stop = threading.Event()
     result: list[T] = []
     error: list[BaseException] = []
 
@@ -157,14 +162,20 @@ def run_in_background(work: Callable[[], T], name: str = "composer-background") 
         if _model_resident.is_set() or ENV_TORCH_THREADS in os.environ:
             bound_torch_threads(p.torch_threads)
         try:
-            result.append(work())
+            result.append(work(stop))
         except BaseException as exc:  # handed to the waiting thread
             error.append(exc)
 
-    # Daemon: an interrupted CLI exits without waiting; a sync is safe to kill at any point.
     thread = threading.Thread(target=body, name=name, daemon=True)
     thread.start()
-    thread.join()
+    try:
+        # Short waits: a plain join() would hold off Ctrl-C until the work is done.
+        while thread.is_alive():
+            thread.join(0.2)
+    except BaseException:
+        stop.set()
+        thread.join()
+        raise
     if error:
         raise error[0]
     return result[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -91,7 +92,7 @@ def test_background_work_runs_at_lower_priority_and_its_threads_inherit_it(monke
     mine = _nice()
     seen = {}
 
-    def work():
+    def work(stop):
         seen["tid"] = threading.get_native_id()
         seen["nice"] = _nice()
         child = threading.Thread(target=lambda: seen.update(child=_nice()))
@@ -107,7 +108,7 @@ def test_background_work_runs_at_lower_priority_and_its_threads_inherit_it(monke
 
 
 def test_background_work_hands_its_exception_to_the_caller():
-    def work():
+    def work(stop):
         raise KeyError("boom")
 
     with pytest.raises(KeyError, match="boom"):
@@ -119,7 +120,7 @@ def test_background_work_bounds_torch_threads_in_its_thread(monkeypatch):
     monkeypatch.setenv("COMPOSER_TORCH_THREADS", "1")
     before = torch.get_num_threads()
     try:
-        seen = runtime.run_in_background(lambda: (torch.ones(64, 64) @ torch.ones(64, 64), torch.get_num_threads())[1])
+        seen = runtime.run_in_background(lambda stop: (torch.ones(64, 64) @ torch.ones(64, 64), torch.get_num_threads())[1])
         assert seen == 1
     finally:
         torch.set_num_threads(before)
@@ -129,7 +130,7 @@ BOUND_CHECK = """
 import composer, torch
 from composer import runtime
 torch.set_num_threads(4)
-probe = lambda: (torch.ones(64, 64) @ torch.ones(64, 64), torch.get_num_threads())[1]
+probe = lambda stop: (torch.ones(64, 64) @ torch.ones(64, 64), torch.get_num_threads())[1]
 alone = runtime.run_in_background(probe)
 runtime.model_loaded()
 print(alone, runtime.run_in_background(probe))
@@ -201,3 +202,38 @@ def test_library_sync_and_a_generation_share_one_process_and_both_finish(gguf, t
     assert generated < bound, f"the generation took {generated:.0f} s beside the sync"
     assert text.strip() and model.usage.decode > 0
     assert outcome["report"].embedded == n_images
+
+
+INTERRUPTED_SYNC = """
+import os, signal, sys
+from composer.retrieval import ImageLibrary
+
+def progress(p):
+    if p.done == 1:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the worker is embedding
+
+try:
+    with ImageLibrary(sys.argv[1], encoder="embedded") as lib:
+        lib.sync(progress=progress, batch_size=1)
+    print("not interrupted")
+except KeyboardInterrupt:
+    with ImageLibrary(sys.argv[1]) as lib:
+        print("interrupted", len(lib), lib.check())
+"""
+
+
+def test_ctrl_c_during_a_sync_stops_the_worker_and_the_process_exits_cleanly(tmp_path):
+    """The sync's worker is inside torch when Ctrl-C comes: the process must stop it and exit
+    normally (a process that exits while torch runs in a daemon thread aborts)."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    folder = tmp_path / "library"
+    shutil.copytree(ROOT / "assets" / "library", folder)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", INTERRUPTED_SYNC, str(folder)], env=env, capture_output=True,
+                         text=True, timeout=300, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert out.returncode == 0, out.stderr[-2000:]
+    words = out.stdout.split()
+    assert words[0] == "interrupted", out.stdout
+    # Stopped early, consistent: fewer images than the folder holds, no problems found.
+    assert 1 <= int(words[1]) < len(list(folder.glob("*.jpg")))
+    assert out.stdout.strip().endswith("[]")
