@@ -12,6 +12,7 @@ import os
 import statistics
 import time
 
+import composer  # noqa: F401  (first: its thread policy must precede llama_cpp, see composer/runtime.py)
 from llama_cpp import Llama
 
 from composer.model.base import Prompt, Sampling

@@ -8,12 +8,12 @@ that the KV cache is reused across calls that share a prefix and every position 
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
+from composer import runtime
 from composer.model.base import ChatModelBase, ModelError, Prompt, Sampling, TokenUsage
 from composer.model.sampling import StopStringFilter, log_softmax, sample_token, utf8_decoder
 
@@ -40,14 +40,19 @@ class EmbeddedModel(ChatModelBase):
     small = True  # the planner warns that it writes poor Chinese
 
     def __init__(self, model_path: str | Path | None = None, n_ctx: int = CONTEXT, n_threads: int | None = None,
-                 reuse_prefix: bool = True):
+                 reuse_prefix: bool = True, n_threads_batch: int | None = None):
+        """Threads default to composer.runtime's policy: few for decoding, many for prompts."""
         try:
             from llama_cpp import Llama
         except ImportError as exc:
             raise ModelError("llama-cpp-python is not installed: pip install -r requirements.txt") from exc
         path = Path(model_path) if model_path else embedded_gguf_path()
-        self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count() or 1,
-                         n_batch=512, logits_all=False, verbose=False)
+        threads = runtime.policy()
+        self.n_threads = n_threads or threads.decode_threads
+        self.n_threads_batch = n_threads_batch or threads.batch_threads
+        self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=self.n_threads,
+                         n_threads_batch=self.n_threads_batch, n_batch=512, logits_all=False, verbose=False)
+        runtime.model_loaded()  # the library sync now leaves the decode threads their cores
         self.n_ctx = n_ctx
         self.reuse_prefix = reuse_prefix  # off only to measure what reuse saves
         self.n_vocab = self.llm.n_vocab()

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from composer.article import Candidate, ImageRef
+from composer.runtime import run_in_background
 from composer.retrieval.decode import Decoded, Failed, decode_batches
 from composer.retrieval.encoder import ImageTextEncoder, l2_normalize
 from composer.retrieval.errors import LibraryError
@@ -141,6 +142,13 @@ class ImageLibrary:
         batch_size: int = BATCH_SIZE,
         workers: int | None = None,
     ) -> SyncReport:
+        """`progress` is called from the sync's worker thread."""
+        # A worker thread at background priority with torch bounded (composer.runtime): an index
+        # job in this process, or beside it, cannot take the cores from a generation.
+        return run_in_background(lambda stop: self._sync(progress, batch_size, workers, stop), name="library-sync")
+
+    def _sync(self, progress: ProgressCallback | None, batch_size: int, workers: int | None,
+              stop: threading.Event) -> SyncReport:
         enc = self.encoder
         report = SyncReport()
         entries, report.skipped = scan_folder(self.folder)
@@ -177,6 +185,8 @@ class ImageLibrary:
             workers=workers or min(4, os.cpu_count() or 1),
         )
         for batch in batches:
+            if stop.is_set():  # interrupted: what is written stays, the index is saved below
+                break
             self._write_batch(enc, batch, rows, known, dims, index, report)
             done += len(batch)
             if progress:
