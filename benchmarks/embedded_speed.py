@@ -12,9 +12,9 @@ import os
 import statistics
 import time
 
-import composer  # noqa: F401  (first: its thread policy must precede llama_cpp, see composer/runtime.py)
 from llama_cpp import Llama
 
+import composer  # noqa: F401  (first: its thread policy must precede llama_cpp, see composer/runtime.py)
 from composer.model.base import Prompt, Sampling
 from composer.model.embedded import EmbeddedModel, embedded_gguf_path
 

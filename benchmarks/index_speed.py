@@ -22,12 +22,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import composer  # noqa: E402,F401  (first: its thread policy must precede faiss and torch)
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
+import composer  # noqa: E402,F401  (first: its thread policy must precede faiss and torch)
 from composer.images import load_image  # noqa: E402
 from composer.retrieval import ImageLibrary, load_encoder  # noqa: E402
 from composer.retrieval.index import HNSW_THRESHOLD, VectorIndex  # noqa: E402

@@ -15,7 +15,7 @@ import argparse
 import gc
 import inspect
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

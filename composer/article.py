@@ -71,7 +71,7 @@ class Article:
     def figures(self) -> list[Figure]:
         return [b for b in self.blocks if isinstance(b, Figure)]
 
-    def with_blocks(self, blocks: list[Block] | tuple[Block, ...]) -> "Article":
+    def with_blocks(self, blocks: list[Block] | tuple[Block, ...]) -> Article:
         return replace(self, blocks=tuple(blocks))
 
     # --- JSON ------------------------------------------------------------------------------
@@ -87,7 +87,7 @@ class Article:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Article":
+    def from_dict(cls, data: dict[str, Any]) -> Article:
         version = data.get("format", FORMAT_VERSION)
         if version != FORMAT_VERSION:
             raise ValueError(f"unsupported article format {version!r} (expected {FORMAT_VERSION})")
@@ -98,7 +98,7 @@ class Article:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> "Article":
+    def from_json(cls, text: str) -> Article:
         return cls.from_dict(json.loads(text))
 
 

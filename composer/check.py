@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Iterable, Iterator, Literal, NamedTuple, Sequence
+from typing import Any, Literal, NamedTuple
 
 from composer.article import Article, Figure, Paragraph
 
@@ -396,7 +397,7 @@ class Sources:
     lowercase_words: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
-    def of(cls, title: str = "", outline: Sequence[str] = (), materials: str = "") -> "Sources":
+    def of(cls, title: str = "", outline: Sequence[str] = (), materials: str = "") -> Sources:
         text = "\n".join([title, *outline, materials])
         norm = _nfkc(text)
         tokens = _tokens(norm)
@@ -415,7 +416,7 @@ class Sources:
         )
 
     @classmethod
-    def of_request(cls, request: dict[str, Any] | None) -> "Sources":
+    def of_request(cls, request: dict[str, Any] | None) -> Sources:
         request = request or {}
         outline = request.get("outline") or ()
         if isinstance(outline, str):
@@ -630,7 +631,7 @@ class Flag:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Flag":
+    def from_dict(cls, d: dict[str, Any]) -> Flag:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__})
 
 
@@ -650,7 +651,7 @@ class CheckResult:
                 "note": self.note, "labels": {str(k): v for k, v in self.labels.items()}}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CheckResult":
+    def from_dict(cls, d: dict[str, Any]) -> CheckResult:
         return cls(tuple(Flag.from_dict(f) for f in d.get("flags", [])), int(d.get("claims", 0)),
                    int(d.get("words", 0)), d.get("note"), {int(k): v for k, v in (d.get("labels") or {}).items()})
 

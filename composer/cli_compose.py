@@ -114,7 +114,7 @@ def _check_out_dir(out: Path) -> None:
 
 
 def _open_library(folder: str, encoder, say):
-    from composer.retrieval import LibraryError, ImageLibrary
+    from composer.retrieval import ImageLibrary, LibraryError
 
     try:
         lib = ImageLibrary(folder, encoder=encoder)

@@ -1,6 +1,7 @@
 import json
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from composer.article import Article, Candidate, Figure, ImageRef, Paragraph
 

@@ -1,7 +1,8 @@
 """The claims check: what counts as a claim, how claims are matched to the materials, and that
 exactly the invented facts of an article are flagged."""
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from composer.article import Article, Figure, ImageRef, Paragraph
 from composer.check import (

@@ -1,6 +1,5 @@
 """`python -m composer check` as a writer runs it: real files, one real process (the rest run
 main() in this process: starting the CLI imports torch, seconds each time)."""
-import json
 import os
 import subprocess
 import sys

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from composer.images import decode_image_bytes
 from composer.article import Figure
+from composer.images import decode_image_bytes
 from composer.model.base import ModelError, Prompt, Sampling
 from composer.model.remote import RemoteChatModel
 from composer.model.remote_content import image_data_url, to_messages

@@ -17,8 +17,16 @@ from composer.model.registry import load_model
 from composer.model.remote import RemoteChatModel
 from composer.model.remote_pool import RetryPolicy
 from composer.model.remote_spec import RemoteSpec, parse_spec
-from composer.model.remote_testing import (LlamaServer, ScriptedServer, closed_url, logprobs_reply, send_json,
-                                           sse_chunk, sse_head, sse_reply)
+from composer.model.remote_testing import (
+    LlamaServer,
+    ScriptedServer,
+    closed_url,
+    logprobs_reply,
+    send_json,
+    sse_chunk,
+    sse_head,
+    sse_reply,
+)
 from composer.planner.pipeline import compose
 from composer.planner.request import ComposeRequest
 

@@ -8,8 +8,13 @@ from composer.model.base import ChatModel, Prompt, Sampling
 from composer.model.registry import load_model
 from composer.model.xcomposer2.backend import TextStream, XComposer2Chat
 from composer.model.xcomposer2.prompting import render, tokenize
-from composer.model.xcomposer2.testing import (save_checkpoint, script_next_tokens, tiny_model, tiny_tokenizer,
-                                               tiny_tokenizer_proto)
+from composer.model.xcomposer2.testing import (
+    save_checkpoint,
+    script_next_tokens,
+    tiny_model,
+    tiny_tokenizer,
+    tiny_tokenizer_proto,
+)
 
 GREEDY = Sampling(temperature=0.0, repetition_penalty=1.0, max_new_tokens=6)
 

@@ -8,8 +8,8 @@ that the KV cache is reused across calls that share a prefix and every position 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 

@@ -12,12 +12,12 @@ import http.client
 import json
 import math
 import os
-import socket
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from composer.model.base import ChatModelBase, ModelError, Prompt, Sampling, TokenUsage
 from composer.model.remote_content import to_messages
@@ -66,7 +66,7 @@ class RemoteChatModel(ChatModelBase):
         base = lease.server.base
         try:
             raw = lease.response.read()
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise ModelError(f"the server at {base} did not answer within {self.timeout:g} s") from None
         except (ConnectionError, http.client.HTTPException, OSError):
             raise ModelError(f"the server at {base} stopped answering mid-reply") from None
@@ -132,7 +132,7 @@ class RemoteChatModel(ChatModelBase):
                     raise
                 self.pool.mark_down(cut.server, "stopped answering before the first token")
 
-    def _stream_once(self, body: dict, prompt: Prompt, sampling: Sampling, reply: "_Reply") -> Iterator[str]:
+    def _stream_once(self, body: dict, prompt: Prompt, sampling: Sampling, reply: _Reply) -> Iterator[str]:
         # The server honours `stop`; filtering here as well keeps a server that does not from
         # leaking the stop string, and applies the stops it must not see (see _server_side).
         stops = StopStringFilter(sampling.stop)
@@ -176,7 +176,7 @@ class RemoteChatModel(ChatModelBase):
             while True:
                 try:
                     line = lease.response.readline()
-                except (TimeoutError, socket.timeout):
+                except TimeoutError:
                     raise ModelError(f"the server at {base} sent nothing for {self.timeout:g} s mid-reply") from None
                 except (ConnectionError, http.client.HTTPException, OSError):
                     raise StreamCut(lease.server) from None

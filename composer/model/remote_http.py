@@ -46,7 +46,7 @@ def open_request(base: str, method: str, path: str, body: dict | None, timeout: 
         if isinstance(exc.reason, (TimeoutError, socket.timeout)):
             raise Silent() from None
         raise Unreachable(_reason(exc.reason)) from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise Silent() from None
     except (ConnectionError, http.client.HTTPException, OSError) as exc:
         raise Unreachable(_reason(exc)) from None

@@ -16,8 +16,8 @@ import http.client
 import random
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from composer.model.base import ModelError
 from composer.model.remote_http import Silent, Status, Unreachable, open_request
@@ -54,7 +54,7 @@ class Server:
 class Lease:
     """An open response from one server; `close()` once, whatever happened."""
 
-    pool: "ServerPool"
+    pool: ServerPool
     server: Server
     response: http.client.HTTPResponse
     closed: bool = field(default=False, repr=False)

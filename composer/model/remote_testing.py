@@ -13,8 +13,8 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable, Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Iterable, Sequence
 
 Handler = Callable[[BaseHTTPRequestHandler, dict], None]
 
@@ -118,7 +118,7 @@ class ScriptedServer:
         self.server.shutdown()
         self.server.server_close()
 
-    def __enter__(self) -> "ScriptedServer":
+    def __enter__(self) -> ScriptedServer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -165,7 +165,7 @@ class LlamaServer:
             self.proc.kill()
         self.proc.wait(timeout=10)
 
-    def __enter__(self) -> "LlamaServer":
+    def __enter__(self) -> LlamaServer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -28,7 +28,8 @@ import threading
 import time
 import weakref
 from collections import deque
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from composer.model.base import ChatModel, ChatModelBase, ModelError, Prompt, Sampling
 
@@ -177,7 +178,7 @@ class TokenStream:
         self._req = _Request(None, prompt, sampling, stop)
         self._submitted = self._closed = False
 
-    def __iter__(self) -> "TokenStream":
+    def __iter__(self) -> TokenStream:
         return self
 
     def __next__(self) -> str:
@@ -213,7 +214,7 @@ class TokenStream:
 
     close = cancel  # the generator spelling, so callers and frameworks can treat it as one
 
-    def __enter__(self) -> "TokenStream":
+    def __enter__(self) -> TokenStream:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -44,7 +44,7 @@ class ComposeRequest:
         return d
 
     @classmethod
-    def from_dict(cls, data: Any) -> "ComposeRequest":
+    def from_dict(cls, data: Any) -> ComposeRequest:
         if not isinstance(data, dict):
             raise RequestError("the request must be a JSON object")
         title = data.get("title")
@@ -62,7 +62,7 @@ class ComposeRequest:
             headings=_headings(data.get("headings")),
         )
 
-    def with_image_count(self, count: ImageCount) -> "ComposeRequest":
+    def with_image_count(self, count: ImageCount) -> ComposeRequest:
         return ComposeRequest(**{**self.__dict__, "image_count": count})
 
 

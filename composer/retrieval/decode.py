@@ -8,9 +8,9 @@ touched but unchanged file) are hashed but never decoded.
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 import torch
 

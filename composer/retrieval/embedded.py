@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,7 +65,7 @@ class EmbeddedEncoder(EncoderBase):
     class_names: tuple[str, ...] = ()  # ImageNet class names, in the classifier's output order
 
     @classmethod
-    def load(cls) -> "EmbeddedEncoder":
+    def load(cls) -> EmbeddedEncoder:
         try:
             classifier = _load_classifier()
             sentences = _load_sentence_model()

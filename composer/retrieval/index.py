@@ -7,8 +7,8 @@ a temp file and renamed, and on open it is used only if its id set equals SQLite
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import faiss
 import numpy as np
@@ -40,7 +40,7 @@ class VectorIndex:
         return faiss.vector_to_array(self.index.id_map).astype(np.int64)
 
     @classmethod
-    def build(cls, dim: int, batches: Iterable[tuple[np.ndarray, np.ndarray]], total: int) -> "VectorIndex":
+    def build(cls, dim: int, batches: Iterable[tuple[np.ndarray, np.ndarray]], total: int) -> VectorIndex:
         index = cls(dim, _hnsw(dim) if total > HNSW_THRESHOLD else _flat(dim))
         for ids, vecs in batches:
             index.add(ids, vecs)
@@ -79,7 +79,7 @@ class VectorIndex:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path, dim: int) -> "VectorIndex | None":
+    def load(cls, path: Path, dim: int) -> VectorIndex | None:
         """The cached index, or None when missing, unreadable or of another dimension."""
         try:
             index = faiss.read_index(str(path))

@@ -4,7 +4,7 @@ Both encoders describe a photo the same way — the most likely labels above a c
 "a tabby; a tiger cat" — so that a text-only model is told what the writer's photos show."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

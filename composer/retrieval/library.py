@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from composer.article import Candidate, ImageRef
-from composer.runtime import run_in_background
 from composer.retrieval.decode import Decoded, Failed, decode_batches
 from composer.retrieval.encoder import ImageTextEncoder, l2_normalize
 from composer.retrieval.errors import LibraryError
@@ -27,6 +26,7 @@ from composer.retrieval.index import VectorIndex
 from composer.retrieval.registry import load_encoder
 from composer.retrieval.scan import Skipped, scan_folder
 from composer.retrieval.store import ImageRow, Store, now
+from composer.runtime import run_in_background
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,7 +48,7 @@ class OpenClipEncoder(EncoderBase):
     _vocabulary: tuple[list[str], np.ndarray] | None = field(default=None, init=False, repr=False)
 
     @classmethod
-    def load(cls, model_name: str, pretrained: str | None = None) -> "OpenClipEncoder":
+    def load(cls, model_name: str, pretrained: str | None = None) -> OpenClipEncoder:
         import open_clip
 
         if pretrained is None:
