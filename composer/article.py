@@ -44,13 +44,16 @@ class Paragraph:
 
 @dataclass(frozen=True)
 class Figure:
-    """A picture slot. `image` is None while the slot is empty (no image could be found)."""
+    """A picture slot. `image` is None while the slot is empty (no image could be found).
+    `query` is the text the encoder matched when it differs from the caption (an English query
+    for an encoder that reads only English, under a Chinese caption): kept, never shown."""
 
     image: ImageRef | None
     caption: str = ""
     alt: str = ""
     source: Literal["upload", "library", "none"] = "none"
     candidates: tuple[Candidate, ...] = ()
+    query: str = ""
 
 
 Block = Union[Paragraph, Figure]
@@ -117,6 +120,7 @@ def _block_to_dict(block: Block) -> dict[str, Any]:
             "alt": block.alt,
             "source": block.source,
             "candidates": [{"image": asdict(c.image), "score": c.score} for c in block.candidates],
+            **({"query": block.query} if block.query else {}),
         }
     raise TypeError(f"not a block: {block!r}")
 
@@ -135,5 +139,6 @@ def _block_from_dict(d: dict[str, Any]) -> Block:
                 Candidate(image=ImageRef(**c["image"]), score=float(c.get("score", 0.0)))
                 for c in d.get("candidates", [])
             ),
+            query=d.get("query", ""),
         )
     raise ValueError(f"unknown block type {kind!r}")

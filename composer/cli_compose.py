@@ -69,10 +69,22 @@ def run_compose(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     except OSError as exc:  # FileExistsError included: the message names the folder
         raise UsageError(f"--out {exc}") from exc
+    _say_claims(article, paths.get("json"), say)
     for key in ("html", "markdown", "json", "zip"):
         if key in paths:
             print(paths[key])
     return 0
+
+
+def _say_claims(article, json_path, say) -> None:
+    """What the materials do not support, said once after compose (composer.check)."""
+    from composer.check import CheckResult, summary_line
+
+    result = CheckResult.from_dict(article.metadata.get("claims") or {})
+    line = summary_line(result)
+    if result.flags and json_path:
+        line += f" (each sentence: python -m composer check {json_path})"
+    say("warn" if result.flags else "stage", line)
 
 
 def _run(events, say):

@@ -77,6 +77,10 @@ def test_end_to_end_with_two_photos(tmp_path):
     assert {f["image"]["sha256"] for f in figures} == {
         __import__("hashlib").sha256(p.read_bytes()).hexdigest() for p in PHOTOS}
     assert article["metadata"]["model"].startswith("embedded:")
+    # What the materials do not support is stored with the article and said after compose.
+    from composer.check import CheckResult, summary_line
+
+    assert summary_line(CheckResult.from_dict(article["metadata"]["claims"])) in r.stderr
     with zipfile.ZipFile(out / "article.zip") as z:
         names = set(z.namelist())
         md = z.read("article.md").decode()

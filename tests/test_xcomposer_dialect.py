@@ -3,6 +3,7 @@ import io
 
 from PIL import Image
 
+from composer.article import Article
 from composer.images import decode_image_bytes
 from composer.planner.edit import expand, insert_paragraph, run_edit
 from composer.planner.pipeline import compose
@@ -108,7 +109,8 @@ def test_caption_in_the_article_language_and_an_english_query_for_an_english_enc
                           library=Library())
     assert [f.caption for f in article.figures] == ["窗台上的猫"]  # shown in the article's language
     assert asked == ["A cat on a sill"]  # the encoder reads the English query
-    assert article.metadata["queries"] == [{"block": 2, "query": "A cat on a sill"}]
+    assert article.blocks[2].query == "A cat on a sill"
+    assert Article.from_json(article.to_json()).blocks[2].query == "A cat on a sill"
     assert [e.data["caption"] for e in events if e.kind == "caption"] == ["窗台上的猫"]
 
 

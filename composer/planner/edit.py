@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 from composer.article import Article, Block, Figure, Paragraph
+from composer.check import annotate, check_article
 from composer.images import LoadedImage
 from composer.model.base import ChatModel, Prompt, Sampling
 from composer.planner.caption import write_captions
@@ -50,9 +51,10 @@ def _figure_at(article: Article, index: int) -> Figure:
 
 
 def _splice(article: Article, start: int, stop: int, new: Sequence[Block]) -> Article:
+    """Every edit ends here: the new blocks, and the claims check recomputed for them."""
     blocks = list(article.blocks)
     blocks[start:stop] = list(new)
-    return article.with_blocks(blocks)
+    return annotate(article.with_blocks(blocks))
 
 
 def _used_hashes(article: Article, skip: int | None = None) -> list[str]:
@@ -93,6 +95,17 @@ def ground(article: Article, index: int, model: ChatModel, claims: Sequence[str]
     prompt = prompts_for(model.dialect).ground(old.text, flagged, materials.strip(), _language(article))
     words = len(old.text.split()) or len(old.text) // 2
     yield from _replace_paragraph(article, index, model, prompt, edit_sampling(words, seed))
+
+
+def keep_to_materials(article: Article, index: int, model: ChatModel, seed: int | None = None) -> Iterator[Event]:
+    """The editor's one click: `ground` with the claims the check flagged in this paragraph and
+    the materials of the request the article was written from."""
+    check = check_article(article)
+    claims = [f.claim for f in check.flags if f.block == index]
+    if not claims:
+        raise EditError("every claim in this paragraph is in your materials; nothing to rewrite")
+    materials = str((article.metadata.get("request") or {}).get("materials") or "")
+    yield from ground(article, index, model, claims, materials, seed=seed)
 
 
 def _replace_paragraph(article: Article, index: int, model: ChatModel, prompt: Prompt,
@@ -191,7 +204,7 @@ def search_figure(article: Article, index: int, caption: str, library: Candidate
     if not found:
         raise EditError(f"nothing in the library matches {caption.strip()!r}")
     new = replace(fig, image=found[0].image, caption=caption.strip(), alt=caption.strip(),
-                  source="library", candidates=tuple(found))
+                  source="library", candidates=tuple(found), query="")
     return _splice(article, index, index + 1, [new])
 
 

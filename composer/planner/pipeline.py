@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from composer.article import Article, Block, Figure, Paragraph
+from composer.check import annotate
 from composer.images import LoadedImage
 from composer.model.base import ChatModel, TokenUsage
 from composer.planner.caption import write_captions
@@ -255,13 +256,13 @@ def select_pictures(run: Run, slots: Slots, photos: Mapping[int, int] | None) ->
 def assemble(run: Run, article: Article, slots: Slots, selection: Selection) -> Stage[None]:
     """The finished article: each figure after its paragraph, with the run's accounting and what
     became of each upload (a photo that could not be placed is listed with the reason)."""
+    # An English query sent to an encoder that reads only English is kept, never shown.
+    query = {slot: q for slot, c, q in zip(slots.at, slots.captions, slots.queries) if q != c}
     blocks: list[Block] = []
-    figure_at: dict[int, int] = {}  # slot -> block index of its figure
     for i, p in enumerate(article.blocks):
         blocks.append(p)
         if i in selection:
-            figure_at[i] = len(blocks)
-            blocks.append(selection[i])
+            blocks.append(replace(selection[i], query=query.get(i, "")))
     uploads = _upload_report(run, article, blocks)
     for entry in uploads:
         if entry["block"] is None:
@@ -272,12 +273,8 @@ def assemble(run: Run, article: Article, slots: Slots, selection: Selection) -> 
                 "encoder": run.encoder.name if run.encoder is not None else None}
     if uploads:
         metadata["uploads"] = uploads
-    # An English query sent to an encoder that reads only English is kept, never shown.
-    queries = [{"block": figure_at[slot], "query": q}
-               for slot, c, q in zip(slots.at, slots.captions, slots.queries) if q != c and slot in figure_at]
-    if queries:
-        metadata["queries"] = queries
-    yield Event("done", {"article": Article(article.title, tuple(blocks), metadata), "usage": usage})
+    # The claims the materials do not support travel with the article (composer.check).
+    yield Event("done", {"article": annotate(Article(article.title, tuple(blocks), metadata)), "usage": usage})
 
 
 # --- helpers ---------------------------------------------------------------------------------
