@@ -727,7 +727,7 @@ def block_labels(article: Article) -> dict[int, str]:
     return labels
 
 
-def summary_line(result: CheckResult, limit: int = 5) -> str:
+def summary_line(result: CheckResult, limit: int = 5, command: str = "python -m composer check") -> str:
     """One line for a terminal after compose: "3 claims not in your materials: 4,321 (paragraph
     2), …"."""
     if result.note:
@@ -740,4 +740,4 @@ def summary_line(result: CheckResult, limit: int = 5) -> str:
     more = len(result.flags) - limit
     n = len(result.flags)
     line = f"{n} claim{'s' if n != 1 else ''} not in your materials: " + "; ".join(items)
-    return line + (f"; and {more} more (python -m composer check)" if more > 0 else "")
+    return line + (f"; and {more} more ({command})" if more > 0 else "")

@@ -81,10 +81,8 @@ def _say_claims(article, json_path, say) -> None:
     from composer.check import CheckResult, summary_line
 
     result = CheckResult.from_dict(article.metadata.get("claims") or {})
-    line = summary_line(result)
-    if result.flags and json_path:
-        line += f" (each sentence: python -m composer check {json_path})"
-    say("warn" if result.flags else "stage", line)
+    command = f"python -m composer check {json_path}" if json_path else "python -m composer check"
+    say("warn" if result.flags else "stage", summary_line(result, command=command))
 
 
 def _run(events, say):

@@ -36,3 +36,27 @@ def test_caption_keeps_the_first_sentence_of_a_run_on_answer():
     assert parse_caption("Pikolo Espresso Bar opens at seven. The owner pulls the first shot.") == \
         "Pikolo Espresso Bar opens at seven."
     assert parse_caption("Dr. Who") == "Dr. Who"
+
+
+def test_an_ellipsis_is_not_a_complete_caption():
+    assert parse_caption("A little... (name) slept on the window seat") is None
+    assert parse_caption("The cat…") is None
+
+
+def test_a_caption_that_echoes_the_instructions_falls_back():
+    from composer.article import Paragraph
+    from composer.planner.caption import write_captions
+    from composer.planner.prompts import caption_sampling, prompts_for
+    from composer.testing import ScriptedModel
+
+    paragraphs = [Paragraph("Chelsea the tabby sleeps on the window seat every morning.")]
+    prompts = prompts_for("generic")
+    echo = ScriptedModel("", caption="One complete phrase")
+    written = list(write_captions(echo, prompts, paragraphs, (0,), "en", {0: "a tabby cat"},
+                                  caption_sampling(prompts, 1)))
+    assert written[0].caption == "a tabby cat" and written[0].fallback
+    # Words of the article or of the photo's description are a caption, not an echo.
+    fine = ScriptedModel("", caption="Chelsea the tabby on the window seat")
+    written = list(write_captions(fine, prompts, paragraphs, (0,), "en", {0: "a tabby cat"},
+                                  caption_sampling(prompts, 1)))
+    assert written[0].caption == "Chelsea the tabby on the window seat" and not written[0].fallback

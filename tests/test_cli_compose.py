@@ -80,7 +80,9 @@ def test_end_to_end_with_two_photos(tmp_path):
     # What the materials do not support is stored with the article and said after compose.
     from composer.check import CheckResult, summary_line
 
-    assert summary_line(CheckResult.from_dict(article["metadata"]["claims"])) in r.stderr
+    said = summary_line(CheckResult.from_dict(article["metadata"]["claims"]),
+                        command=f"python -m composer check {out / 'article.json'}")
+    assert said in r.stderr
     with zipfile.ZipFile(out / "article.zip") as z:
         names = set(z.namelist())
         md = z.read("article.md").decode()

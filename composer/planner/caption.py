@@ -34,6 +34,8 @@ def parse_caption(answer: str, closing_quote: str | None = None, max_words: int 
         line = first  # a caption is one line of one sentence; models run on
     if not any(ch.isalpha() for ch in line) or len(line) < 3:
         return None
+    if "..." in line or "…" in line:  # the model left something out: not a complete phrase
+        return None
     return shorten(line, max_words)
 
 
@@ -100,9 +102,11 @@ def write_captions(model: ChatModel, prompts: Prompts, paragraphs: Sequence[Para
     first = [] if prompts.chained_captions else model.complete([ask(slot, 12) for slot in at], sampling)
     for k, slot in enumerate(at):
         answer = first[k] if first else model.complete([ask(slot, 12)], sampling)[0]
-        caption = parse_caption(answer, quote)
+        caption = _usable(parse_caption(answer, quote), ask(slot, 12), paragraphs, described.get(slot, ""))
         if caption is None and _has_words(answer, quote):
-            caption = parse_caption(model.complete([ask(slot, SHORT_CAPTION_WORDS)], sampling)[0], quote)
+            again = ask(slot, SHORT_CAPTION_WORDS)
+            caption = _usable(parse_caption(model.complete([again], sampling)[0], quote), again, paragraphs,
+                              described.get(slot, ""))
         reason = None
         if caption is None:
             stand_in = shorten(described.get(slot, ""))
@@ -111,6 +115,19 @@ def write_captions(model: ChatModel, prompts: Prompts, paragraphs: Sequence[Para
             reason = f"paragraph {slot}: unusable caption {answer[:60]!r}; used {used}"
         captions.append(caption)
         yield Written(caption, reason)
+
+
+def _usable(caption: str | None, prompt: Prompt, paragraphs: Sequence[Paragraph], photo: str) -> str | None:
+    """None for a caption that only repeats the instructions ("One complete phrase"): a small
+    model echoes its prompt. Words from the article or the photo's description are fine."""
+    if caption is None:
+        return None
+    instructions = "\n".join(t.text for t in prompt.turns).casefold()
+    for text in (*(p.text for p in paragraphs), photo):
+        if text:
+            instructions = instructions.replace(text.casefold(), "\n")
+    echo = re.compile(r"(?<!\w)" + re.escape(caption.casefold().strip(" .")) + r"(?!\w)")
+    return None if echo.search(instructions) else caption
 
 
 def _has_words(answer: str, quote: str | None) -> bool:
