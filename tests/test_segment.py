@@ -63,3 +63,7 @@ def test_a_long_broken_last_paragraph_is_dropped_but_not_the_only_one():
     broken = "The espresso itself is made using 25 g of coffee in one minute and two seconds – an incredibly"
     assert drop("A finished paragraph.\n\n" + broken) == "A finished paragraph."
     assert drop(broken) == broken
+    # A short one too (the small model stopped after "the espresso was"), but not a heading or item.
+    assert drop("A finished paragraph.\n\nAs soon as morning started, the espresso was") == "A finished paragraph."
+    assert drop("A finished paragraph.\n\n## Closing thoughts") == "A finished paragraph.\n\n## Closing thoughts"
+    assert drop("A finished paragraph.\n\n- a list item") == "A finished paragraph.\n\n- a list item"

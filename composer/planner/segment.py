@@ -45,8 +45,10 @@ def drop_unfinished_sentence(text: str) -> str:
     ends = [m.end() for m in _SENTENCE_END.finditer(last)]
     if ends and ends[-1] >= len(last) * 0.4:
         return stripped[: last_break + 1] + last[: ends[-1]]
-    if not ends and len(last.split()) > 12 and last_break > 0 and stripped[:last_break].strip():
-        # A long broken sentence after other paragraphs: drop it, and look again at what is left.
+    marked = _classify(last.strip()).is_heading or re.match(r"\s*([-*+]|\d+[.)])\s", last)
+    if not ends and (len(last.split()) > 12 or not marked) and last_break > 0 and stripped[:last_break].strip():
+        # A broken sentence after other paragraphs (not a heading or list item): drop it, and
+        # look again at what is left.
         return drop_unfinished_sentence(stripped[:last_break])
     return stripped
 
