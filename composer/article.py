@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 FORMAT_VERSION = 1
 
@@ -53,7 +53,7 @@ class Figure:
     candidates: tuple[Candidate, ...] = ()
 
 
-Block = Union[Paragraph, Figure]
+Block = Paragraph | Figure
 
 
 @dataclass(frozen=True)
