@@ -30,13 +30,17 @@ def sentence(rng: random.Random) -> str:
     if pick == 0:
         return f"In {rng.randrange(1900, 2030)} the team sold {n:,} cups to {rng.choice(NAMES)}."
     if pick == 1:
-        return f"On {rng.randrange(1, 29)} {rng.choice(MONTHS)} {rng.randrange(1950, 2025)} about {rng.randrange(100)}% of the crowd came back."
+        day, month, year = rng.randrange(1, 29), rng.choice(MONTHS), rng.randrange(1950, 2025)
+        return f"On {day} {month} {year} about {rng.randrange(100)}% of the crowd came back."
     if pick == 2:
-        return f"A ladybird eats about {rng.choice(['fifty', 'five hundred', 'twenty-five', 'one thousand two hundred'])} aphids a day, they said."
+        count = rng.choice(["fifty", "five hundred", "twenty-five", "one thousand two hundred"])
+        return f"A ladybird eats about {count} aphids a day, they said."
     if pick == 3:
-        return f"Regulars call it “the {rng.choice(['best', 'quiet', 'old'])} corner” and come back {rng.randrange(2, 40)} times."
+        corner = rng.choice(["best", "quiet", "old"])
+        return f"Regulars call it “the {corner} corner” and come back {rng.randrange(2, 40)} times."
     if pick == 4:
-        return f"店里每天卖出{rng.choice(['五百', '一千二百', '三十六'])}杯咖啡，约百分之{rng.choice(['五十', '三十'])}是熟客。"
+        cups, share = rng.choice(["五百", "一千二百", "三十六"]), rng.choice(["五十", "三十"])
+        return f"店里每天卖出{cups}杯咖啡，约百分之{share}是熟客。"
     if pick == 5:
         return "The morning light falls on the counter while the grinder hums and the first customers wait."
     return f"{rng.choice(NAMES)} said the shot ran for {rng.randrange(20, 35)} seconds at {rng.randrange(85, 96)} °C."

@@ -85,7 +85,9 @@ def measure(name: str, article: Article, uploads: list[LoadedImage], encoder) ->
     text = "\n".join(p.text for p in article.paragraphs).lower()
     recorded = recorded_descriptions(article)
     missing = [u for u in uploads if u.ref.sha256 not in recorded]
-    described_now = dict(zip([u.ref.sha256 for u in missing], encoder.describe([u.image for u in missing]))) if missing else {}
+    described_now = (
+        dict(zip([u.ref.sha256 for u in missing], encoder.describe([u.image for u in missing]))) if missing else {}
+    )
     descriptions = {**described_now, **recorded}
     described = [u for u in uploads if description_words(descriptions.get(u.ref.sha256, ""))]
     mentioned = [u for u in described if mentions(text, description_words(descriptions[u.ref.sha256]))]
@@ -115,7 +117,8 @@ def compose_example(path: Path, photos: list[Path], model, encoder, length: int 
 
 
 def print_table(rows: list[Figures]) -> None:
-    print(f"{'example':30} {'words':>6} {'claims':>6} {'unsupp.':>7} {'/100 w':>7} {'mentioned':>10} {'caption~image':>14} {'s':>6}")
+    print(f"{'example':30} {'words':>6} {'claims':>6} {'unsupp.':>7} {'/100 w':>7} "
+          f"{'mentioned':>10} {'caption~image':>14} {'s':>6}")
     for r in rows:
         sim = f"{np.mean(r.similarities):.3f} (n={len(r.similarities)})" if r.similarities else "-"
         print(f"{r.name:30} {r.words:6d} {r.claims:6d} {r.unsupported:7d} {r.unsupported_per_100:7.2f} "

@@ -148,15 +148,15 @@ def bench_queries(dim: int, sizes: list[int], queries: int = 500) -> None:
             t_build = time.perf_counter() - t0
             faiss.omp_set_num_threads(1)
             kind = "hnsw" if index.is_hnsw else "flat"
-            p50, p99 = latency(lambda v: lib.search(v, k=5), q)
-            i50, i99 = latency(lambda v: index.search(v, 5), q)
+            p50, p99 = latency(lambda v, lib=lib: lib.search(v, k=5), q)
+            i50, i99 = latency(lambda v, index=index: index.search(v, 5), q)
             print(f"  {n:>7} vectors {kind}: search p50 {p50:.2f} ms p99 {p99:.2f} ms "
                   f"(FAISS alone p50 {i50:.2f} p99 {i99:.2f}; index built in {t_build:.1f} s)")
             if index.is_hnsw:
                 flat = VectorIndex(dim)
                 for ids, vecs in lib.store.iter_vectors(lib.encoder_name, dim):
                     flat.add(ids, vecs)
-                f50, f99 = latency(lambda v: flat.search(v, 5), q)
+                f50, f99 = latency(lambda v, flat=flat: flat.search(v, 5), q)
                 # Random queries in 512-d are far from everything (the hard case for any graph
                 # index); queries near a stored vector are the easy one. Both bound real captions.
                 near = next(lib.store.iter_vectors(lib.encoder_name, dim, batch=200))[1]

@@ -195,7 +195,8 @@ def main() -> None:
 
     p = runtime.policy()
     print(f"cores {runtime.usable_cores()}; policy: decode {p.decode_threads} threads, prompt {p.batch_threads}, "
-          f"torch (sync) {p.torch_threads}, sync nice +{p.sync_nice}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
+          f"torch (sync) {p.torch_threads}, sync nice +{p.sync_nice}; "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
     model = EmbeddedModel()
     llm = Llama(model_path=str(embedded_gguf_path()), n_ctx=4096, n_threads=model.n_threads,
                 n_threads_batch=model.n_threads_batch, n_batch=512, verbose=False)
@@ -244,7 +245,8 @@ def main() -> None:
     print(f"  library sync {loaded_compose:7.1f} s   ratio {loaded_compose / quiet_compose:.2f}  (goal <= 1.5)")
     print(f"  model time at quiet tokens/s {model_s:.1f} s; compose wall / model time "
           f"{quiet_compose / model_s:.2f}  (goal <= 1.2)")
-    print(f"  time inside llama.cpp's eval {quiet_inside:.1f} s; compose wall / that {quiet_compose / quiet_inside:.2f} "
+    print(f"  time inside llama.cpp's eval {quiet_inside:.1f} s; "
+          f"compose wall / that {quiet_compose / quiet_inside:.2f} "
           "(the rest is sampling, the encoder, reading photos, export)")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 FORMAT_VERSION = 1
 
@@ -56,7 +56,7 @@ class Figure:
     query: str = ""
 
 
-Block = Union[Paragraph, Figure]
+Block = Paragraph | Figure
 
 
 @dataclass(frozen=True)

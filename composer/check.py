@@ -71,7 +71,9 @@ _UNITS = {w: i for i, w in enumerate(
     "fifteen sixteen seventeen eighteen nineteen".split())}
 _TENS = {w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9, "trillion": 10**12}
-_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_ZH_DIGITS = {
+    "零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
+}
 _ZH_UNITS = {"十": 10, "百": 100, "千": 1000}
 _ZH_BIG = {"万": 10**4, "亿": 10**8}
 _ZH_NUMERAL = "".join([*_ZH_DIGITS, *_ZH_UNITS, *_ZH_BIG])
@@ -95,13 +97,14 @@ class _Token(NamedTuple):  # a tuple: tokenising 100 kB of materials makes tens 
     text: str
     start: int
     end: int
-    value: Decimal | None = None
+    value: Decimal = Decimal(0)  # a num or zh token's value; unused for the other kinds
 
 
 def _tokens(text: str) -> list[_Token]:
     out = []
     for m in _TOKEN.finditer(text):
         kind = m.lastgroup
+        assert kind is not None  # every alternative of _TOKEN is a named group
         if kind == "numscale" or kind == "num":
             value = _decimal(m.group("num").replace(",", ""))
             if m.group("numscale"):
@@ -184,9 +187,9 @@ def _numbers(text: str, tokens: Sequence[_Token]) -> list[_Number]:
                     break
                 scale = _SCALES[word]
                 if scale == 100:
-                    current = (current or 1) * 100
+                    current = (current or Decimal(1)) * 100
                 else:
-                    total += (current or 1) * scale
+                    total += (current or Decimal(1)) * scale
                     current = Decimal(0)
                 last, has_value = "scale", True
             elif word in ("a", "an") and j == start_i and j + 1 < n and tokens[j + 1].text.lower() in _SCALES:
@@ -194,14 +197,15 @@ def _numbers(text: str, tokens: Sequence[_Token]) -> list[_Number]:
             elif word == "and" and last == "scale" and j + 1 < n and _word_value(tokens[j + 1]) is not None:
                 pass
             elif (parts := _word_parts(word)) is not None:
-                value = sum(parts)
-                small = value < 100
-                if last == "digits" or (last in ("unit", "tens") and not (last == "tens" and value < 10 and current % 10 == 0)):
+                piece = sum(parts)
+                small = piece < 100
+                after_tens_unit = last == "tens" and piece < 10 and current % 10 == 0  # "twenty five"
+                if last == "digits" or (last in ("unit", "tens") and not after_tens_unit):
                     break
                 if last == "scale" and current % 100 != 0 and small:
                     break
-                current += value
-                last, has_value = ("tens" if value % 10 == 0 and value >= 20 else "unit"), True
+                current += piece
+                last, has_value = ("tens" if piece % 10 == 0 and piece >= 20 else "unit"), True
             else:
                 break
             j += 1
@@ -263,7 +267,10 @@ _MONTHS = {m: i + 1 for i, m in enumerate(
     "january february march april may june july august september october november december".split())}
 _MONTHS.update({m[:3]: i for m, i in list(_MONTHS.items())})
 _MONTHS["sept"] = 9
-_MONTH = r"(?P<month>January|February|March|April|May|June|July|August|September|October|November|December|(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec)\.?)"
+_MONTH = (
+    r"(?P<month>January|February|March|April|May|June|July|August|September|October|November|December"
+    r"|(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec)\.?)"
+)
 _ORD = r"(?:st|nd|rd|th)?"
 # Each form starts with a digit or a month name (a regex that can start anywhere, as the
 # Chinese form's optional year would, is ten times slower over 100 kB of materials).
@@ -282,7 +289,7 @@ Date = tuple[int | None, int, int | None]  # (year, month, day)
 
 
 def _dates(text: str) -> list[tuple[int, int, Date]]:
-    out = []
+    out: list[tuple[int, int, Date]] = []
     for m in _DATE.finditer(text):
         g = m.groupdict()
         for k in "1234":
@@ -327,7 +334,9 @@ def _date_supported(claim: Date, known: Iterable[Date]) -> bool:
 
 _LATIN = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff"
 _CAP_WORD = re.compile(rf"[{_LATIN}]+(?:['’\-.][{_LATIN}]+)*\.?")
-_NAME_JOINERS = {"of", "de", "da", "di", "van", "von", "der", "den", "del", "la", "le", "du", "bin", "al", "y", "and", "&"}
+_NAME_JOINERS = {
+    "of", "de", "da", "di", "van", "von", "der", "den", "del", "la", "le", "du", "bin", "al", "y", "and", "&",
+}
 # Capitalised at a sentence's start for grammar's sake; never a name on their own.
 _FUNCTION_WORDS = set(
     "a an the this that these those there here it its i i'm i've i'd we you he she they my our your his her their "
@@ -340,7 +349,10 @@ _FUNCTION_WORDS = set(
 _HONORIFICS = {"mr", "mrs", "ms", "dr", "prof", "professor", "sir", "dame", "captain", "commander", "president",
                "saint", "st", "king", "queen", "lady", "lord", "general", "colonel", "doctor"}
 _NOT_NAMES = set(_MONTHS) | set("monday tuesday wednesday thursday friday saturday sunday i ok".split())
-_QUOTE = re.compile(r"“([^”\n]{1,400})”|\"([^\"\n]{1,400})\"|「([^」\n]{1,400})」|『([^』\n]{1,400})』|《([^》\n]{1,400})》")
+_QUOTE = re.compile(
+    r"“([^”\n]{1,400})”|\"([^\"\n]{1,400})\""
+    r"|「([^」\n]{1,400})」|『([^』\n]{1,400})』|《([^》\n]{1,400})》"
+)
 
 
 def _is_capitalised(word: str) -> bool:
@@ -367,13 +379,12 @@ def _match_text(text: str, tokens: Sequence[_Token] | None = None,
         text = _nfkc(text)
         tokens = _tokens(text)
     by_start = {num.tokens[0]: num for num in (_numbers(text, tokens) if numbers is None else numbers)}
-    numbers = by_start
     out: list[str] = []
     i = 0
     while i < len(tokens):
-        if i in numbers:
-            out.append(f"#{numbers[i].value.normalize():f}")
-            i = numbers[i].tokens[1]
+        if i in by_start:
+            out.append(f"#{by_start[i].value.normalize():f}")
+            i = by_start[i].tokens[1]
             continue
         t = tokens[i]
         if t.kind in ("word", "cjk", "time"):
@@ -449,7 +460,9 @@ def _percents(text: str, tokens: Sequence[_Token], numbers: Sequence[_Number]) -
         if end is not None:
             out.append(_Span(num.start, end, "percent", num.value))
     for m in re.finditer(rf"百分之([{_ZH_NUMERAL}]+|\d+(?:\.\d+)?)", text):
-        out.append(_Span(m.start(), m.end(), "percent", _zh_value(m.group(1)) if m.group(1)[0] in _ZH_NUMERAL else _decimal(m.group(1))))
+        digits = m.group(1)
+        value = _zh_value(digits) if digits[0] in _ZH_NUMERAL else _decimal(digits)
+        out.append(_Span(m.start(), m.end(), "percent", value))
     return out
 
 
@@ -466,7 +479,9 @@ class Claim:
     kind: ClaimKind
 
 
-def claims_in(sentence: str, *, names: bool = True, lowercase_words: frozenset[str] = frozenset()) -> list[tuple[Claim, Any]]:
+def claims_in(
+    sentence: str, *, names: bool = True, lowercase_words: frozenset[str] = frozenset()
+) -> list[tuple[Claim, Any]]:
     """The claims of one sentence, each with the key it is looked up by. Spans never overlap
     within a kind, and a number that is part of a date or a percentage is not claimed again."""
     mapped = _Mapped(sentence)
@@ -565,7 +580,8 @@ def _supported(kind: ClaimKind, key: Any, text: str, sources: Sources) -> bool:
     if kind == "name":
         if sources.contains_text(key):
             return True
-        parts = [p.strip() for p in re.split(r"\s(?:%s)\s" % "|".join(map(re.escape, _NAME_JOINERS)), key)]
+        joiners = "|".join(map(re.escape, _NAME_JOINERS))
+        parts = [p.strip() for p in re.split(rf"\s(?:{joiners})\s", key)]
         if len(parts) > 1:  # "Eileen Collins of NASA": each name on its own is enough
             return all(_supported("name", p, p, sources) for p in parts if p)
         words = key.split()

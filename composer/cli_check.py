@@ -46,7 +46,10 @@ def load_article(path: Path) -> Article:
         _check_types(article)
         return article
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, KeyError):
+            detail = f"missing {exc}"
+        else:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(f"{path}: not an article ({detail})") from exc
 
 

@@ -114,10 +114,11 @@ def _one_line(text: str) -> str:
 
 # "&" a renderer would read as an entity (&amp; &#60; &copy;): written &amp; so it shows as typed.
 # "<" before anything but a space could open a tag, comment, autolink or mail link (python-markdown
-# reads "<" then a newline as the start of one): written &lt; ("3 < 4" stays as written). Every Markdown dialect decodes both entities, while a
-# backslash before "<" is not universal. "[" and "]" are backslash-escaped (every dialect
-# accepts that), so no link, image or reference definition can form. A run of backslashes
-# before one of these keeps its meaning: the count decides whether the writer escaped it.
+# reads "<" then a newline as the start of one): written &lt; ("3 < 4" stays as written). Every
+# Markdown dialect decodes both entities, while a backslash before "<" is not universal. "[" and
+# "]" are backslash-escaped (every dialect accepts that), so no link, image or reference
+# definition can form. A run of backslashes before one of these keeps its meaning: the count
+# decides whether the writer escaped it.
 _UNSAFE_INLINE = re.compile(r"(\\*)(<(?! )|&(?=#[0-9]+;|#[xX][0-9A-Fa-f]+;|[A-Za-z][A-Za-z0-9]*;)|[\[\]])")
 _MARKUP_LT = re.compile(r"<(?! )")  # a "<" that could open a tag or autolink
 # A code span (a run of backticks, the shortest text, the same run again) as python-markdown and

@@ -68,7 +68,7 @@ def decode_image_bytes(data: bytes, name: str | Path = "<bytes>", draft_size: tu
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
             fmt = img.format or "?"
             if fmt not in FORMATS:
                 raise ImageError(name, f"unsupported image format {fmt}")
@@ -76,7 +76,8 @@ def decode_image_bytes(data: bytes, name: str | Path = "<bytes>", draft_size: tu
             if width <= 0 or height <= 0:
                 raise ImageError(name, "image has no pixels")
             if width * height > MAX_PIXELS:
-                raise ImageError(name, f"image too large ({width}x{height} pixels; limit {MAX_PIXELS // 1_000_000} megapixels)")
+                limit = MAX_PIXELS // 1_000_000
+                raise ImageError(name, f"image too large ({width}x{height} pixels; limit {limit} megapixels)")
             if draft_size and fmt == "JPEG":
                 img.draft("RGB", draft_size)
             img.load()

@@ -1,4 +1,7 @@
 """Shared pytest setup."""
+import json as _json
+
+import pytest as _pytest
 
 
 def pytest_configure(config):
@@ -7,10 +10,6 @@ def pytest_configure(config):
 
 
 # --- image library (composer.retrieval) ---------------------------------------------------
-import json as _json
-
-import pytest as _pytest
-
 # A CLIP small enough to build in milliseconds: random weights, real open_clip code paths.
 TINY_CLIP_CONFIG = {
     "embed_dim": 32,

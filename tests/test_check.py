@@ -67,7 +67,8 @@ SOURCES = Sources.of(
     "Pikolo Espresso Bar opens at 7:00. The owner pulls 18 g in, about 36 g out, in 25 to 30 seconds. "
     "A tabby known as Chelsea sleeps there. About 50% are regulars. Eileen Collins flew STS-63 in "
     "February 1995. On 11 February 2015 a Falcon 9 launched. It shows roughly 5,500 galaxies. "
-    "A ladybird eats about fifty aphids a day. NASA selected her. 熟客们叫它“切尔西”。店主六点四十五分做第一杯，用时二十五秒。",
+    "A ladybird eats about fifty aphids a day. NASA selected her. "
+    "熟客们叫它“切尔西”。店主六点四十五分做第一杯，用时二十五秒。",
 )
 
 

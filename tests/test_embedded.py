@@ -36,7 +36,6 @@ def test_shared_prefix_is_not_run_twice(model):
 def test_choose_scores_each_option_and_matches_greedy_first_token(model):
     p = Prompt.user("What colour is the sky on a clear day? Answer with one word.")
     greedy = "".join(model.stream(p, Sampling(temperature=0, max_new_tokens=3))).strip().split()[0]
-    options = [" " + greedy, " Purple", " Green"]
     scores = model.choose(p, [greedy, "Purple", "Green"])
     assert len(scores) == 3 and all(s < 0 for s in scores)
     assert scores.index(max(scores)) == 0

@@ -295,7 +295,8 @@ def test_bundle_files_and_zip_contents(tmp_path):
 
     reopened = read_bundle(out)
     assert [b.text for b in reopened.paragraphs] == [b.text for b in article.paragraphs]
-    assert [f.image and f.image.sha256 for f in reopened.figures] == [f.image and f.image.sha256 for f in article.figures]
+    assert ([f.image and f.image.sha256 for f in reopened.figures]
+            == [f.image and f.image.sha256 for f in article.figures])
     assert json.loads(paths["json"].read_text(encoding="utf-8"))["title"] == article.title
     # Nothing left beside the bundle: staging and old folders are gone.
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
@@ -631,8 +632,10 @@ def test_bundle_json_holds_no_local_paths_and_reopens(tmp_path):
     shutil.move(str(tmp_path / "out"), moved)
     for again in (read_bundle(moved), read_bundle(moved / "article.zip", extract_to=tmp_path / "unzipped")):
         assert [b.text for b in again.paragraphs] == [b.text for b in article.paragraphs]
-        assert [(f.caption, f.alt, f.source) for f in again.figures] == [(f.caption, f.alt, f.source) for f in article.figures]
-        root = (tmp_path / "unzipped") if (tmp_path / "unzipped") in Path(again.figures[0].image.path).parents else moved
+        assert ([(f.caption, f.alt, f.source) for f in again.figures]
+                == [(f.caption, f.alt, f.source) for f in article.figures])
+        unzipped = tmp_path / "unzipped"
+        root = unzipped if unzipped in Path(again.figures[0].image.path).parents else moved
         for fig, original in zip(again.figures, article.figures):
             assert (fig.image is None) == (original.image is None)
             if fig.image is not None:
@@ -688,7 +691,8 @@ _MD_PIECES = st.sampled_from([
 ])
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(st.lists(_MD_PIECES, max_size=14).map("".join), min_size=1, max_size=3))
 def test_no_markdown_renderer_finds_a_link_image_or_tag_in_model_text(tmp_path, texts):
     """Whatever Markdown the model writes, across paragraphs: no link, image or raw HTML in the

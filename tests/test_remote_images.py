@@ -30,7 +30,9 @@ from composer.planner.request import ComposeRequest
 from tests.fakes import MARKERS
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTICLE = "\n".join(["第一段，咖啡馆七点开门。", "第二段，浓缩咖啡的油脂。", "第三段，窗台上的猫。", "第四段，熟客。", "第五段，结尾。"])
+ARTICLE = "\n".join([
+    "第一段，咖啡馆七点开门。", "第二段，浓缩咖啡的油脂。", "第三段，窗台上的猫。", "第四段，熟客。", "第五段，结尾。",
+])
 RED, BLUE = (200, 30, 30), (30, 30, 200)
 MODEL_ID = "internlm-xcomposer2-7b"  # as the README's LMDeploy command serves it (--model-name)
 

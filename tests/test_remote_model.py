@@ -58,7 +58,8 @@ def test_spec_parsing():
     assert parse_spec("http://a:1?dialect=xcomposer&images=on#m") == RemoteSpec(("http://a:1",), "m", True, "xcomposer")
     assert parse_spec("http://a:1?parts=interleaved").parts == "interleaved"
     for bad, message in [("h:8000", "is not a URL"), ("http://a,h:1", "is not a URL"), ("", "names no server"),
-                         ("http://a,http://a/v1", "names a server twice"), ("http://a?image=on", "unknown option 'image'"),
+                         ("http://a,http://a/v1", "names a server twice"),
+                         ("http://a?image=on", "unknown option 'image'"),
                          ("http://a?images=yes", "images must be on or off"), ("http://a?dialect", "dialect must be")]:
         with pytest.raises(ModelError, match=message):
             parse_spec(bad)
@@ -100,7 +101,8 @@ def test_stream_parses_sse_maps_sampling_and_strips_an_echoed_prefix(scripted):
     assert body["messages"][0] == {"role": "system", "content": "Be brief."}
     assert body["messages"][1]["content"].endswith("Begin your answer with: The best picture is")
     # "\n" is applied on our side (after leading blank lines), "END" by the server too
-    assert (body["temperature"], body["top_p"], body["max_tokens"], body["seed"], body["stop"]) == (0.3, 0.8, 9, 5, ["END"])
+    sent = (body["temperature"], body["top_p"], body["max_tokens"], body["seed"], body["stop"])
+    assert sent == (0.3, 0.8, 9, 5, ["END"])
     assert (body["top_k"], body["repeat_penalty"], body["repetition_penalty"]) == (12, 1.2, 1.2)
     assert body["stream"] is True
     assert (model.usage.prefill, model.usage.decode, model.usage.calls) == (11, 4, 1)
@@ -348,7 +350,8 @@ def test_a_reply_interrupted_by_llama_cpp_for_another_request_is_an_error(server
     """llama.cpp's server, by default, cuts a streaming reply short when a second request comes."""
     with LlamaServer(interrupt_requests=True) as a:
         model = RemoteChatModel(a.url, timeout=30)
-        first = model.stream(Prompt.user("Write a long story about a dragon."), Sampling(temperature=0, max_new_tokens=400))
+        first = model.stream(Prompt.user("Write a long story about a dragon."),
+                             Sampling(temperature=0, max_new_tokens=400))
         got = [next(first)]
         second = threading.Thread(target=lambda: list(model.stream(Prompt.user("Hi."), GREEDY)))
         second.start()

@@ -73,7 +73,8 @@ def test_other_client_errors_are_not_retried(scripted, code):
 
 def test_retries_are_bounded_and_the_error_names_the_server(scripted):
     s = scripted(answers(*[503] * 10))
-    with pytest.raises(ModelError, match=rf"no server is available \(4 tries in .*\): {s.url} \(HTTP 503: scripted 503\)"):
+    expected = rf"no server is available \(4 tries in .*\): {s.url} \(HTTP 503: scripted 503\)"
+    with pytest.raises(ModelError, match=expected):
         say(RemoteChatModel(s.url, retry=QUICK))
     assert len(s.bodies) == 4
 

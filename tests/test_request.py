@@ -10,8 +10,8 @@ CONTROLS = "".join(chr(c) for c in [*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20)
 
 def test_control_characters_are_stripped_from_every_text_field():
     dirty = f"Caf\x00é\x1b[31m red\x07{CONTROLS} end"
-    req = ComposeRequest.from_dict({"title": dirty, "outline": [dirty, "- " + dirty], "materials": dirty + "\nline 2\tcol",
-                                    "style": dirty})
+    req = ComposeRequest.from_dict({"title": dirty, "outline": [dirty, "- " + dirty],
+                                    "materials": dirty + "\nline 2\tcol", "style": dirty})
     clean = "Caf\u00e9[31m red end"
     assert req.title == clean
     assert req.outline == (clean, clean)

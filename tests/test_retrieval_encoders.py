@@ -121,9 +121,10 @@ def test_fast_preprocess_matches_torchvision(size):
 
     mean, std = (0.48, 0.46, 0.41), (0.27, 0.26, 0.28)
     fast = CenterCropTransform(resize=256, crop=224, mean=mean, std=std, interpolation="bicubic")
-    reference = T.Compose(
-        [T.Resize(256, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(224), T.ToTensor(), T.Normalize(mean, std)]
-    )
+    reference = T.Compose([
+        T.Resize(256, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(224),
+        T.ToTensor(), T.Normalize(mean, std),
+    ])
     image = Image.open(ASSETS / "coffee.jpg").convert("RGB").resize(size)
     ours, theirs = fast(image), reference(image)
     assert ours.shape == theirs.shape == (3, 224, 224) and ours.dtype == torch_float32()

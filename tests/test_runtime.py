@@ -120,7 +120,8 @@ def test_background_work_bounds_torch_threads_in_its_thread(monkeypatch):
     monkeypatch.setenv("COMPOSER_TORCH_THREADS", "1")
     before = torch.get_num_threads()
     try:
-        seen = runtime.run_in_background(lambda stop: (torch.ones(64, 64) @ torch.ones(64, 64), torch.get_num_threads())[1])
+        seen = runtime.run_in_background(
+            lambda stop: (torch.ones(64, 64) @ torch.ones(64, 64), torch.get_num_threads())[1])
         assert seen == 1
     finally:
         torch.set_num_threads(before)

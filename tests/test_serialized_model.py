@@ -165,7 +165,9 @@ def test_closing_a_relaying_generator_from_another_thread_frees_the_model(model,
     """What Gradio does: the planner's generator relays model.stream and Gradio closes it."""
 
     def relay():
-        for delta in model.stream(P("long"), S(ENDLESS)):
+        # A plain loop, as the planner's is: unlike `yield from`, close() is not passed on to the
+        # model's stream, which must be freed by being dropped.
+        for delta in model.stream(P("long"), S(ENDLESS)):  # noqa: UP028 - see above
             yield delta
 
     gen = relay()
@@ -178,7 +180,9 @@ def test_closing_a_relaying_generator_from_another_thread_frees_the_model(model,
 def test_a_dropped_stream_frees_the_model_at_once(slow):
     m = SerializedModel(slow, buffer=4, idle_timeout=BOUND * 10)  # only the drop can free it
     it = m.stream(P("long"), S(ENDLESS))
-    on_thread(lambda: next(it))
+    # A closure, not a default argument: on_thread's lingering thread keeps the lambda, and the
+    # `del` below must still drop the last reference to the stream.
+    on_thread(lambda: next(it))  # noqa: F821 - runs before the del
     del it
     assert on_thread(lambda: m.choose(P("x"), ["a", "bb"])) == [1.0, 2.0]
     assert "long" in slow.finished
@@ -290,7 +294,8 @@ def test_is_a_chat_model_and_close_stops_the_owner(slow):
 
 def test_a_collected_model_stops_its_owner_thread():
     m = SerializedModel(SlowModel())
-    assert on_thread(lambda: m.complete([P("a")], S(1))) == [expected("a", 1)]
+    # A closure, so that the lingering thread's lambda does not keep the model alive after `del m`.
+    assert on_thread(lambda: m.complete([P("a")], S(1))) == [expected("a", 1)]  # noqa: F821 - runs before the del
     owner = [t for t in threading.enumerate() if t.name == "model-owner:fake:slow"]
     del m
     gc.collect()

@@ -85,7 +85,8 @@ def test_stream_stops_on_end_of_turn(chat, tok):
 def test_stream_stops_on_eos_and_stop_strings(chat, tok):
     words = tok.encode("The quick brown fox jumps")
     script_next_tokens(chat, words + [tok.eos_id])
-    assert "".join(chat.stream(Prompt.user("x"), Sampling(temperature=0, max_new_tokens=50))).strip() == "The quick brown fox jumps"
+    out = "".join(chat.stream(Prompt.user("x"), Sampling(temperature=0, max_new_tokens=50)))
+    assert out.strip() == "The quick brown fox jumps"
     script_next_tokens(chat, words + [tok.eos_id])
     out = "".join(chat.stream(Prompt.user("x"), Sampling(temperature=0, max_new_tokens=50, stop=("brown",))))
     assert out.strip() == "The quick"

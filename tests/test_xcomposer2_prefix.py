@@ -205,7 +205,8 @@ def test_stop_strings_after_reuse(on, tok):
     script_next_tokens(on, list(words) + [tok.eos_id])
     try:
         before = on.usage.prefill
-        out = "".join(on.stream(caption(1, [(0, "a fox")]), Sampling(temperature=0, max_new_tokens=50, stop=("brown",))))
+        stop_at_brown = Sampling(temperature=0, max_new_tokens=50, stop=("brown",))
+        out = "".join(on.stream(caption(1, [(0, "a fox")]), stop_at_brown))
     finally:
         del on.model.logits
     assert out.strip() == "The quick"

@@ -184,10 +184,10 @@ class RemoteChatModel(ChatModelBase):
                     break
                 if time.monotonic() > give_up:
                     raise ModelError(f"the server at {base} did not finish within {self.deadline:g} s")
-                line = line.decode("utf-8", errors="replace").strip()
-                if not line.startswith("data:"):
+                text = line.decode("utf-8", errors="replace").strip()
+                if not text.startswith("data:"):
                     continue  # blank separators, comments (": ping"), event names
-                data = line[len("data:"):].strip()
+                data = text[len("data:"):].strip()
                 if data == "[DONE]":
                     if not finished:
                         # llama.cpp's server ends a reply this way when another request arrives

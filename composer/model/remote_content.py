@@ -41,7 +41,8 @@ def _encode(image: Image.Image, max_side: int) -> str:
     w, h = img.size
     if max(w, h) > max_side:
         scale = max_side / max(w, h)
-        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS, reducing_gap=3.0)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        img = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=JPEG_QUALITY)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

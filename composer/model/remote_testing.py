@@ -76,7 +76,8 @@ def logprobs_reply(h: BaseHTTPRequestHandler, top: Sequence[tuple[str, float]], 
     content = [{"token": e, "logprob": -0.01, "top_logprobs": [{"token": e, "logprob": -0.01}]} for e in echo]
     content.append({"token": top[0][0], "logprob": top[0][1],
                     "top_logprobs": [{"token": t, "logprob": lp} for t, lp in top]})
-    send_json(h, 200, {"choices": [{"message": {"content": "".join(echo) + top[0][0]}, "logprobs": {"content": content}}],
+    choice = {"message": {"content": "".join(echo) + top[0][0]}, "logprobs": {"content": content}}
+    send_json(h, 200, {"choices": [choice],
                        "usage": usage or {"prompt_tokens": 1, "completion_tokens": len(content)}})
 
 

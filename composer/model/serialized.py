@@ -28,7 +28,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from composer.model.base import ChatModel, ChatModelBase, ModelError, Prompt, Sampling
@@ -143,6 +143,7 @@ class _Owner:
 
     def _stream(self, req: _Request) -> None:
         req.last_take = time.monotonic()  # the reader's idle clock starts when its turn comes
+        assert req.prompt is not None and req.sampling is not None  # a request without work streams
         # `yield from` passes close() on to the model's own generator, on this thread.
         with contextlib.closing(_tokens(self.model, req.prompt, req.sampling)) as tokens:
             for token in tokens:
@@ -165,7 +166,7 @@ class _Owner:
             return True
 
 
-def _tokens(model: ChatModel, prompt: Prompt, sampling: Sampling) -> Iterator[str]:
+def _tokens(model: ChatModel, prompt: Prompt, sampling: Sampling) -> Generator[str, None, None]:
     yield from model.stream(prompt, sampling)
 
 

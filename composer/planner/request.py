@@ -5,9 +5,9 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
-ImageCount = Union[int, Literal["auto"]]
+ImageCount = int | Literal["auto"]
 MAX_IMAGES = 12
 # C0 and C1 control characters and DEL, except newline and tab: invisible in an editor, yet NUL,
 # ESC and BEL would reach the .md, the HTML <title> and a terminal raw.

@@ -25,7 +25,7 @@ HNSW_EF_SEARCH = 64
 
 
 class VectorIndex:
-    def __init__(self, dim: int, index: faiss.Index | None = None):
+    def __init__(self, dim: int, index: faiss.IndexIDMap2 | None = None):
         self.dim = dim
         self.index = index if index is not None else _flat(dim)
 
@@ -93,11 +93,11 @@ class VectorIndex:
         return cls(dim, index)
 
 
-def _flat(dim: int) -> faiss.Index:
+def _flat(dim: int) -> faiss.IndexIDMap2:
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
 
-def _hnsw(dim: int) -> faiss.Index:
+def _hnsw(dim: int) -> faiss.IndexIDMap2:
     inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
     inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
     inner.hnsw.efSearch = HNSW_EF_SEARCH

@@ -89,7 +89,10 @@ class OpenClipEncoder(EncoderBase):
         transform = _fast_transform(model) or transform
         image_size = model.visual.image_size
         input_size = int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size)
-        dim = int(model.text_projection.shape[1]) if _has_tensor(model, "text_projection") else _probe_dim(model, input_size)
+        if _has_tensor(model, "text_projection"):
+            dim = int(model.text_projection.shape[1])
+        else:
+            dim = _probe_dim(model, input_size)
         return cls(
             # The xlm-roberta text towers were trained on multilingual captions (LAION-5B).
             languages=("en", "zh") if "xlm-roberta" in model_name else ("en",),
@@ -150,8 +153,10 @@ def vocabulary_phrases() -> list[str]:
     lines = SCENE_WORDS.read_text(encoding="utf-8").splitlines()
     phrases = [with_article(name) for name in IMAGENET_CLASSNAMES]
     phrases += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    seen: set[str] = set()
-    return [p for p in phrases if not (p.lower() in seen or seen.add(p.lower()))]
+    first_by_key: dict[str, str] = {}  # case-insensitive; the first spelling wins, in order
+    for p in phrases:
+        first_by_key.setdefault(p.lower(), p)
+    return list(first_by_key.values())
 
 
 def weights_available(model_name: str, pretrained: str | None) -> bool:

@@ -8,7 +8,7 @@ pass and cost more than the forward pass itself (~40 ms against ~1 ms per image 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -24,12 +24,16 @@ class CenterCropTransform:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     interpolation: str = "bicubic"
+    # Derived from mean and std in __post_init__: not part of the transform's identity.
+    _scale: np.ndarray = field(init=False, repr=False, compare=False)
+    _offset: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # (x / 255 - mean) / std as one multiply and one subtract per value.
         std = np.asarray(self.std, np.float64)
+        offset = np.asarray(self.mean, np.float64) / std
         object.__setattr__(self, "_scale", (1.0 / (255.0 * std)).astype(np.float32).reshape(3, 1, 1))
-        object.__setattr__(self, "_offset", (np.asarray(self.mean, np.float64) / std).astype(np.float32).reshape(3, 1, 1))
+        object.__setattr__(self, "_offset", offset.astype(np.float32).reshape(3, 1, 1))
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         if image.mode != "RGB":  # convert() copies even an RGB image: ~1 ms of a decode thread's time
