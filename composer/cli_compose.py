@@ -17,7 +17,8 @@ class UsageError(Exception):
 def add_compose_parser(subparsers) -> None:
     p = subparsers.add_parser("compose", help="write an illustrated article from a request file")
     p.add_argument("--request", required=True, metavar="REQUEST.json", help="title, outline, materials, ...")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder to write article.md/.html/.json/.zip and images/")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="folder to write article.md/.html/.json/.zip and images/")
     p.add_argument("--model", default="embedded", metavar="SPEC",
                    help="embedded | xcomposer2[:ID_OR_PATH] | openai:URL[,URL...][#MODEL][?images=on|off&dialect=...] "
                    "(default: embedded)")
