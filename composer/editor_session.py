@@ -1,0 +1,379 @@
+"""One writer's work in the browser editor, and the registry of writers a server holds.
+
+Gradio-free: app.py wires these to events. What Undo says when there is nothing to undo, how an
+upload's error names the file, and what happens to a writer's files and photos when the tab
+closes are decided (and tested) here.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from composer.article import Article
+from composer.export import write_bundle
+from composer.images import ImageError, LoadedImage, load_image
+from composer.model.base import ModelError, Prompt, Sampling
+from composer.planner import edit as edits
+from composer.planner.history import History
+from composer.planner.pipeline import compose
+from composer.planner.request import ComposeRequest, RequestError
+from composer.services import Services, compose_summary, plural
+from composer.workspace import Workspace, WorkspaceError, map_images
+
+EXPORT_PREFIX = "composer-export-"
+
+
+def display_name(path: str | Path) -> str:
+    """The name a writer knows a file by. A web server keeps uploads in a cache folder of its own
+    (`/tmp/gradio/<hash>/holiday.jpg`); only the last part is the writer's."""
+    return Path(str(path)).name
+
+
+def named_image_error(exc: ImageError) -> ImageError:
+    """The same error, naming the file rather than where a server happens to keep it."""
+    return ImageError(display_name(exc.path), exc.reason)
+
+
+class Stopped(ModelError):
+    """The writer pressed Stop: the job ended early and the article is as it was."""
+
+
+class StoppableModel:
+    """The shared model as one job sees it: once `stop` is set, the job's next model call (or
+    next token) raises Stopped, and closing the stream hands the model to the next caller."""
+
+    def __init__(self, model: Any, stop: threading.Event):
+        self.model, self.stop = model, stop
+        self.name, self.dialect, self.sees_images = model.name, model.dialect, model.sees_images
+        self.usage = model.usage
+        self.small = getattr(model, "small", False)
+
+    def _check(self) -> None:
+        if self.stop.is_set():
+            raise Stopped("stopped")
+
+    def stream(self, prompt: Prompt, sampling: Sampling) -> Iterator[str]:
+        self._check()
+        tokens = self.model.stream(prompt, sampling)
+        try:
+            for token in tokens:
+                self._check()
+                yield token
+        finally:
+            tokens.close()
+
+    def complete(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[str]:
+        self._check()
+        out = self.model.complete(prompts, sampling)
+        self._check()
+        return out
+
+    def choose(self, prompt: Prompt, options: Sequence[str]) -> list[float]:
+        self._check()
+        return self.model.choose(prompt, options)
+
+
+@dataclass(frozen=True)
+class Update:
+    """What a writer sees change while a job runs: the status line (plain text; the view escapes
+    it), the text written so far, and whether the article itself changed."""
+
+    status: str
+    draft: str | None = None
+    article_changed: bool = False
+    error: bool = False
+
+
+_STAGE_WORDS = {"segment": "Splitting into paragraphs…", "place": "Choosing where pictures go…",
+                "caption": "Writing captions…", "select": "Choosing pictures…"}
+
+
+class EditorSession:
+    """Every version of one writer's article (undo/redo), their photos and their export folder.
+    With a workspace, every change is saved there at once (the browser keeps only the id).
+
+    Events of one writer can overlap (an Undo while their own compose runs), so the history is
+    changed under a lock; the lock is never held while a model runs.
+    """
+
+    def __init__(self, workspace: Workspace | None = None):
+        self._lock = threading.RLock()
+        self._history: History | None = None
+        self._uploads: list[LoadedImage] = []
+        self._export_dir: Path | None = None
+        self.workspace = workspace
+        self.article_id: str | None = None
+        self.stop_event = threading.Event()
+        self.closed = False
+
+    # --- the article -----------------------------------------------------------------------
+    @property
+    def article(self) -> Article | None:
+        with self._lock:
+            return self._history.current if self._history else None
+
+    @property
+    def history(self) -> History | None:
+        return self._history
+
+    def push(self, article: Article) -> Article:
+        with self._lock:
+            if self.workspace is not None:
+                if self.article_id is None:
+                    self.article_id = self.workspace.create()
+                article = self.workspace.adopt(self.article_id, article)
+            if self._history is None:
+                self._history = History(article)
+            else:
+                self._history.push(article)
+            self._save()
+            return article
+
+    def _save(self) -> None:
+        if self.workspace is not None and self.article_id is not None and self._history is not None:
+            self.workspace.save(self.article_id, self._history)
+
+    def resume(self, article_id: str | None) -> bool:
+        """Take up a saved article again (after a reload or a browser restart); False if there
+        is none by that id. The id comes from the browser and is checked by the workspace."""
+        if self.workspace is None or not article_id:
+            return False
+        try:
+            history = self.workspace.load(article_id)
+        except WorkspaceError:
+            return False
+        with self._lock:
+            self._history, self.article_id = history, article_id
+        return True
+
+    def start_new(self) -> None:
+        """Compose the next article as a new one (the saved one stays on disk)."""
+        with self._lock:
+            self._history, self.article_id = None, None
+
+    def undo(self) -> str:
+        with self._lock:
+            if self._history is None or not self._history.can_undo:
+                return "Nothing to undo."
+            self._history.undo()
+            self._save()
+        return "Undone."
+
+    def redo(self) -> str:
+        with self._lock:
+            if self._history is None or not self._history.can_redo:
+                return "Nothing to redo."
+            self._history.redo()
+            self._save()
+        return "Redone."
+
+    # --- photos ----------------------------------------------------------------------------
+    @property
+    def uploads(self) -> list[LoadedImage]:
+        return list(self._uploads)
+
+    def set_uploads(self, paths: Sequence[str | Path]) -> list[LoadedImage]:
+        """Decode the writer's photos; a bad one raises ImageError naming the file as the writer
+        knows it, and the photos held before stay."""
+        loaded = []
+        for path in paths:
+            try:
+                loaded.append(load_image(path))
+            except ImageError as exc:
+                raise named_image_error(exc) from None
+        self._uploads = loaded
+        return self.uploads
+
+    # --- jobs that call the model ----------------------------------------------------------
+    def _job_model(self, services: Services) -> StoppableModel:
+        self.stop_event = threading.Event()  # a Stop pressed before this job does not stop it
+        return StoppableModel(services.model, self.stop_event)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def compose(self, fields: dict[str, Any], photos: Sequence[str | Path], services: Services,
+                seed: int = 0) -> Iterator[Update]:
+        """Compose a new version from the request fields and photos, reporting progress; the
+        article changes only when the compose has finished."""
+        try:
+            request = ComposeRequest.from_dict(fields)
+            self.set_uploads(photos)
+        except (RequestError, ImageError) as exc:
+            yield Update(f"⚠️ {exc}", error=True)
+            return
+        model = self._job_model(services)
+        text, slots = "", 0
+        counts = {"caption": 0, "figure": 0}
+        try:
+            for event in compose(request, model, services.encoder, services.library, uploads=self._uploads,
+                                 seed=seed):
+                if event.kind == "text":
+                    text += event.data["delta"]
+                    yield Update("Writing…", draft=text)
+                elif event.kind == "stage" and event.data["stage"] in _STAGE_WORDS:
+                    yield Update(_STAGE_WORDS[event.data["stage"]])
+                elif event.kind == "slots":
+                    slots = len(event.data["slots"])
+                    yield Update(f"{plural(slots, 'picture')} to place")
+                elif event.kind in counts:
+                    counts[event.kind] += 1
+                    word = "caption" if event.kind == "caption" else "picture"
+                    yield Update(f"{word.capitalize()} {counts[event.kind]} of {slots}")
+                elif event.kind == "done":
+                    article = event.data["article"]
+                    self.push(article)
+                    yield Update(compose_summary(article), article_changed=True)
+        except Stopped:
+            yield Update("Stopped. The article is as it was.", error=True)
+        except ModelError as exc:
+            yield Update(f"⚠️ The model failed: {exc}. The article is as it was.", error=True)
+
+    def model_edit(self, op: str, index: int, extra: str, services: Services) -> Iterator[Update]:
+        """rewrite | expand | shorten | before | after | add_picture on block `index`."""
+        article = self.article
+        if article is None:
+            yield Update("Compose an article first.", error=True)
+            return
+        model = self._job_model(services)
+        seed = int(article.metadata.get("seed") or 0)
+        runs = {
+            "rewrite": lambda: edits.rewrite(article, index, model, instruction=extra, seed=seed),
+            "expand": lambda: edits.expand(article, index, model, materials=extra, seed=seed),
+            "shorten": lambda: edits.shorten(article, index, model, instruction=extra, seed=seed),
+            "before": lambda: edits.insert_paragraph(article, index, "before", extra, model, seed=seed),
+            "after": lambda: edits.insert_paragraph(article, index, "after", extra, model, seed=seed),
+            "add_picture": lambda: edits.add_figure(article, index, model, library=services.library,
+                                                    uploads=self._uploads, encoder=services.encoder,
+                                                    caption=extra or None),
+        }
+        text = ""
+        try:
+            for event in runs[op]():
+                if event.kind == "text":
+                    text += event.data["delta"]
+                    yield Update("Writing…", draft=text)
+                elif event.kind == "done":
+                    if self.article is not article:
+                        yield Update("⚠️ The article changed while the model wrote; nothing was replaced.",
+                                     error=True)
+                        return
+                    self.push(event.data["article"])
+                    yield Update("Edited. Undo brings the previous version back.", article_changed=True)
+        except Stopped:
+            yield Update("Stopped. The article is as it was.", error=True)
+        except (edits.EditError, ModelError, ImageError) as exc:
+            yield Update(f"⚠️ {exc}", error=True)
+
+    def edit(self, fn: Callable[[Article], Article]) -> Update:
+        """An edit that needs no model (text, caption, swap, delete): applied at once."""
+        with self._lock:
+            article = self.article
+            if article is None:
+                return Update("Compose an article first.", error=True)
+            try:
+                self.push(fn(article))
+            except (edits.EditError, ImageError, IndexError) as exc:
+                return Update(f"⚠️ {exc}", error=True)
+        return Update("Edited. Undo brings the previous version back.", article_changed=True)
+
+    # --- open -------------------------------------------------------------------------------
+    def open_file(self, path: str | Path) -> str:
+        """Reopen an exported article (its .zip, or a lone article.json) as a new article to keep
+        editing; returns the status line. The article held before stays saved."""
+        from composer.export import BundleError, read_bundle
+
+        path, name = Path(path), display_name(path)
+        try:
+            if zipfile.is_zipfile(path):
+                article = read_bundle(path, extract_to=self._scratch() / f"open-{uuid.uuid4().hex[:8]}")
+                missing = 0
+            else:
+                # A lone article.json has no pictures beside it: its figures keep their captions
+                # and become empty slots to fill again.
+                article = Article.from_json(path.read_text(encoding="utf-8"))
+                missing = sum(1 for f in article.figures if f.image is not None)
+                article = map_images(article, lambda ref: None)
+        except (BundleError, OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            return f"⚠️ {name}: cannot be opened ({str(exc).replace(str(path), name)})"
+        with self._lock:
+            self.start_new()
+            self.push(article)
+        note = f" Its {plural(missing, 'picture')} were not in the file: open the .zip to keep them." if missing else ""
+        return f"Opened {name}.{note}"
+
+    def _scratch(self) -> Path:
+        """This session's own temp folder (made when first needed, removed by close)."""
+        with self._lock:
+            if self.closed:
+                raise ValueError("this session has ended")
+            if self._export_dir is None:
+                self._export_dir = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))
+            return self._export_dir
+
+    # --- export ----------------------------------------------------------------------------
+    def export(self) -> dict[str, Path]:
+        """Write the current article as a bundle in this session's own temp folder (made on the
+        first export, removed by close)."""
+        article = self.article
+        if article is None:
+            raise ValueError("compose an article first")
+        out = self._scratch() / "article"
+        try:
+            return write_bundle(article, out)
+        except ImageError as exc:
+            raise named_image_error(exc) from None
+
+    # --- end -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """The writer left: a job of theirs stops, their temp files go and their photos and
+        history are let go (the saved article stays in the workspace)."""
+        self.stop_event.set()
+        with self._lock:
+            self.closed = True
+            export_dir, self._export_dir = self._export_dir, None
+            self._uploads = []
+            self._history = None
+        if export_dir is not None:
+            shutil.rmtree(export_dir, ignore_errors=True)
+
+
+class SessionRegistry:
+    """The writers a server holds, by session key (a browser tab). A tab that closes is closed
+    here at once, rather than whenever the web framework gets round to dropping its state."""
+
+    def __init__(self, factory: Callable[[], EditorSession] = EditorSession):
+        self._factory = factory
+        self._sessions: dict[str, EditorSession] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> EditorSession:
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is None:
+                session = self._sessions[key] = self._factory()
+            return session
+
+    def close(self, key: str) -> None:
+        with self._lock:
+            session = self._sessions.pop(key, None)
+        if session is not None:
+            session.close()
+
+    def close_all(self) -> None:
+        for key in list(self._sessions):
+            self.close(key)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return key in self._sessions

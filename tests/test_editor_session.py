@@ -1,0 +1,99 @@
+"""The editor's per-writer logic, without a browser: undo messages, upload errors that name the
+writer's file, and a closed session's files and photos let go."""
+import gc
+import shutil
+import weakref
+from pathlib import Path
+
+import pytest
+
+from composer.article import Article, Figure, ImageRef, Paragraph
+from composer.editor_session import EXPORT_PREFIX, EditorSession, SessionRegistry
+from composer.images import ImageError
+from composer.services import compose_summary
+
+ROOT = Path(__file__).resolve().parent.parent
+CAT = ROOT / "assets/library/cat.jpg"
+
+
+def article(text: str = "A paragraph.") -> Article:
+    return Article("T", (Paragraph(text),))
+
+
+def test_undo_with_nothing_to_undo_says_so():
+    s = EditorSession()
+    assert s.undo() == "Nothing to undo."
+    assert s.redo() == "Nothing to redo."
+    s.push(article("one"))
+    assert s.undo() == "Nothing to undo."
+    s.push(article("two"))
+    assert s.undo() == "Undone."
+    assert s.article.blocks[0].text == "one"
+    assert s.redo() == "Redone."
+    assert s.redo() == "Nothing to redo."
+    assert s.article.blocks[0].text == "two"
+
+
+def test_upload_error_names_the_file_not_the_server_cache(tmp_path):
+    cache = tmp_path / "gradio" / "0123456789abcdef"
+    cache.mkdir(parents=True)
+    bad = cache / "holiday.jpg"
+    bad.write_text("not really a photo")
+    s = EditorSession()
+    with pytest.raises(ImageError) as info:
+        s.set_uploads([bad])
+    assert str(info.value).startswith("holiday.jpg: ")
+    assert str(tmp_path) not in str(info.value)
+
+
+def test_export_error_names_the_file(tmp_path):
+    gone = tmp_path / "cache" / "gone.jpg"
+    s = EditorSession()
+    s.push(Article("T", (Paragraph("p"), Figure(ImageRef("0" * 64, str(gone)), "c"))))
+    with pytest.raises(ImageError) as info:
+        s.export()
+    assert "gone.jpg" in str(info.value) and str(tmp_path) not in str(info.value)
+    s.close()
+
+
+def test_closing_a_session_removes_its_export_folder_and_lets_its_photos_go(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    shutil.copy(CAT, tmp_path / "cat.jpg")
+    registry = SessionRegistry()
+    s = registry.get("tab-1")
+    assert registry.get("tab-1") is s
+    photos = s.set_uploads([tmp_path / "cat.jpg"])
+    s.push(Article("T", (Paragraph("p"), Figure(photos[0].ref, "a cat", source="upload"))))
+    paths = s.export()
+    assert paths["zip"].is_file()
+    assert len(list(tmp_path.glob(EXPORT_PREFIX + "*"))) == 1
+    pixels = weakref.ref(photos[0].image)
+    del photos
+    registry.close("tab-1")
+    gc.collect()
+    assert list(tmp_path.glob(EXPORT_PREFIX + "*")) == []
+    assert pixels() is None, "the closed session's decoded photo is still held"
+    assert "tab-1" not in registry and len(registry) == 0
+    assert s.article is None
+
+
+def test_a_session_that_never_exports_makes_no_temp_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    s = EditorSession()
+    s.push(article())
+    s.undo()
+    s.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compose_summary_counts_and_notes():
+    a = Article("T", (Paragraph("H", kind="heading", level=2), Paragraph("p1"), Figure(None, "c"), Paragraph("p2")),
+                metadata={"fallbacks": [{"step": "place", "reason": "<b>rule</b>"}]})
+    line = compose_summary(a)
+    assert line.startswith("Done: 2 paragraphs, 0 pictures, 1 empty slot")
+    assert "place: <b>rule</b>" in line  # escaping is the view's job
