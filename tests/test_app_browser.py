@@ -1,113 +1,70 @@
 """The editor as a writer uses it: a real server (app.py with the embedded model) and a real
 browser (Debian's chromium driven by Playwright)."""
-import os
-import shutil
-import socket
-import subprocess
-import sys
+import json
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+from composer.app_testing import CHROMIUM, ROOT, EditorPage, app_server, chromium, screenshot_dir
+
 PHOTOS = [str(ROOT / "assets/library/cat.jpg"), str(ROOT / "assets/library/coffee.jpg")]
+SHORT = 120
+TIMEOUT_S = 420
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server():
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"app.py exited: {proc.stdout.read()[-2000:]}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            time.sleep(1)
-    else:
-        proc.kill()
-        pytest.fail("app.py did not start within 180 s")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("app-tmp")
+    with app_server(["--data", str(tmp_path_factory.mktemp("app-data"))], env={"TMPDIR": str(tmp)}) as srv:
+        srv.tmp = tmp
+        yield srv
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
-def compose(page, title, photos=PHOTOS):
-    page.get_by_label("Title").fill(title)
-    page.get_by_label("Outline (one point per line)").fill("Opening\nThe espresso\nThe café cat")
-    page.get_by_label("Materials (facts, notes)").fill("The café opens at seven. A tabby cat sleeps on the window seat.")
-    page.get_by_label("Pictures", exact=True).click()
-    page.get_by_role("option", name="2", exact=True).click()
-    if photos:
-        page.locator("input[type=file]").set_input_files(photos)
-        page.wait_for_selector("#photos:has-text('coffee')")
-    page.get_by_role("button", name="Compose").click()
-    page.wait_for_selector("#status:has-text('Done')", timeout=300_000)
+def editor(browser, server, **kw) -> EditorPage:
+    context = browser.new_context(viewport={"width": 1300, "height": 1400}, accept_downloads=True, **kw)
+    return EditorPage(context.new_page(), server.url)
 
 
 def test_compose_edit_undo_export(server, browser, tmp_path):
-    page = browser.new_page(viewport={"width": 1300, "height": 1400})
-    page.goto(server)
-    compose(page, "A morning at the café")
+    w = editor(browser, server)
+    status = w.compose("A morning at the café", length=SHORT, pictures="2", photos=PHOTOS, timeout_s=TIMEOUT_S)
+    assert "Done" in status, server.log[-3000:]
+    page = w.page
+    page.screenshot(path=str(screenshot_dir() / "editor-composed.png"), full_page=True)
     preview = page.locator("#preview")
     assert preview.locator("figure img").count() == 2
     assert preview.locator("h1").inner_text() == "A morning at the café"
     original = preview.inner_text()
 
-    # Shorten the first paragraph: the text streams into the status line, then the preview changes.
-    page.get_by_role("button", name="Shorten").click()
-    page.wait_for_selector("#status:has-text('Edited')", timeout=300_000)
+    # Shorten the first paragraph: the text streams, then the preview changes.
+    w.act("Shorten", "Edited", "⚠", timeout_s=TIMEOUT_S)
     edited = preview.inner_text()
     assert edited != original
-    page.get_by_role("button", name="Undo").click()
-    page.wait_for_selector("#status:has-text('Undone')")
+    w.act("Undo", "Undone")
     page.wait_for_function("document.querySelector('#preview').innerText === %r" % original)
-    page.get_by_role("button", name="Redo").click()
-    page.wait_for_selector("#status:has-text('Redone')")
+    w.act("Redo", "Redone")
     page.wait_for_function("document.querySelector('#preview').innerText === %r" % edited)
 
     # Remove a picture: pick the first picture block in the block list.
     page.get_by_label("Block", exact=True).click()
     page.get_by_role("option", name="[picture]").first.click()
-    page.get_by_role("button", name="Remove picture").click()
-    page.wait_for_selector("#status:has-text('Edited')")
+    w.act("Remove picture", "Edited")
     page.wait_for_function("document.querySelectorAll('#preview figure img').length === 1")
 
-    page.get_by_role("button", name="Export").click()
-    page.wait_for_selector("#status:has-text('Exported')")
+    kept = preview.inner_text()
+    w.act("Export", "Exported")
+    page.screenshot(path=str(screenshot_dir() / "editor-exported.png"), full_page=True)
     with page.expect_download() as dl:
         page.get_by_role("button", name="Download .zip").click()
     path = tmp_path / "article.zip"
@@ -116,37 +73,68 @@ def test_compose_edit_undo_export(server, browser, tmp_path):
         names = z.namelist()
         assert {"article.md", "article.html", "article.json"} <= set(names)
         assert sum(n.startswith("images/") for n in names) == 1
-    page.close()
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download article.json").click()
+    dl.value.save_as(tmp_path / "article.json")
+    assert json.loads((tmp_path / "article.json").read_text())["title"] == "A morning at the café"
+
+    # The article survives a reload: the browser keeps its id, the server keeps the article.
+    page.reload()
+    page.wait_for_selector("#status:has-text('back')", timeout=60_000)
+    assert preview.inner_text() == kept
+    w.act("Undo", "Undone")  # ...and so does its history
+    page.wait_for_function("document.querySelectorAll('#preview figure img').length === 2")
+    page.context.close()
+
+    # A writer reopens the exported article.json in a fresh browser to keep editing.
+    other = editor(browser, server)
+    other.page.locator("#open input[type=file]").set_input_files(str(tmp_path / "article.json"))
+    other.page.wait_for_selector("#status:has-text('Opened article.json')", timeout=60_000)
+    assert other.page.locator("#preview h1").inner_text() == "A morning at the café"
+    other.page.screenshot(path=str(screenshot_dir() / "editor-reopened.png"), full_page=True)
+    other.page.context.close()
 
 
 def test_hostile_title_is_text_and_sessions_are_separate(server, browser):
-    first = browser.new_page()
-    second = browser.new_page()
-    first.goto(server)
-    second.goto(server)
+    first = editor(browser, server)
+    second = editor(browser, server)
     hostile = '<img src=x onerror="document.title=\'pwned\'">Café'
-    compose(first, hostile, photos=[])
-    assert first.title() != "pwned"
-    assert first.locator("#preview img[onerror]").count() == 0
-    assert hostile in first.locator("#preview h1").inner_text()
-    # The other writer's page has no article and no history to undo.
-    assert second.locator("#preview").inner_text().strip() == ""
-    second.get_by_role("button", name="Undo").click()
-    second.wait_for_selector("#status:has-text('Undone')")
-    assert second.locator("#preview").inner_text().strip() == ""
-    first.close()
-    second.close()
+    first.compose(hostile, length=SHORT, timeout_s=TIMEOUT_S)
+    assert first.page.title() != "pwned"
+    assert first.page.locator("#preview img[onerror]").count() == 0
+    assert hostile in first.page.locator("#preview h1").inner_text()
+    # The other writer's page has no article and no history to undo, and says so.
+    assert second.article_text().strip() == ""
+    second.act("Undo", "Nothing to undo")
+    assert second.article_text().strip() == ""
+    first.page.context.close()
+    second.page.context.close()
 
 
-def test_bad_photo_gets_a_clear_message(server, browser, tmp_path):
+def test_bad_photo_gets_a_clear_message_with_its_own_name(server, browser, tmp_path):
     bad = tmp_path / "holiday.jpg"
     bad.write_text("not really a photo")
-    page = browser.new_page()
-    page.goto(server)
-    page.get_by_label("Title").fill("Holiday")
-    page.locator("input[type=file]").set_input_files([str(bad)])
-    page.wait_for_selector("#photos:has-text('holiday')")
-    page.get_by_role("button", name="Compose").click()
-    page.wait_for_selector("#status:has-text('not an image')", timeout=60_000)
-    assert "holiday.jpg" in page.locator("#status").inner_text()
-    page.close()
+    w = editor(browser, server)
+    w.fill_request("Holiday", photos=[str(bad)])
+    w.start_compose()
+    w.page.wait_for_selector("#status:has-text('not an image')", timeout=60_000)
+    status = w.status()
+    assert status.startswith("⚠️ holiday.jpg: "), status
+    assert "/" not in status, f"the server's upload path is shown: {status!r}"
+    w.page.context.close()
+
+
+def test_a_closed_tab_leaves_no_temp_folder(server, browser):
+    def export_folders():
+        return sorted(p.name for p in server.tmp.glob("composer-export-*"))
+
+    before = export_folders()
+    w = editor(browser, server)
+    w.compose("Short note", length=SHORT, timeout_s=TIMEOUT_S)
+    w.act("Export", "Exported")
+    assert len(export_folders()) == len(before) + 1
+    w.page.context.close()
+    deadline = time.time() + 60
+    while export_folders() != before and time.time() < deadline:
+        time.sleep(0.5)
+    assert export_folders() == before

@@ -16,7 +16,7 @@ TIMEOUT_S = 600  # three writers share one model on a shared CPU: the last in th
 
 
 def test_three_writers_for_two_minutes_then_all_still_compose(tmp_path):
-    with app_server(env={"TMPDIR": str(tmp_path)}) as server, chromium() as browser:
+    with app_server(["--data", str(tmp_path / "data")], env={"TMPDIR": str(tmp_path)}) as server, chromium() as browser:
         writers = [EditorPage(browser.new_context(viewport={"width": 1300, "height": 1100}).new_page(), server.url)
                    for _ in range(3)]
         for k, w in enumerate(writers):
