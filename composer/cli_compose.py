@@ -65,8 +65,10 @@ def run_compose(args: argparse.Namespace) -> int:
         raise UsageError(f"model {model.name}: {exc}") from exc
     try:
         paths = write_bundle(article, args.out)
-    except (ImageError, FileExistsError, OSError) as exc:
+    except ImageError as exc:
         raise UsageError(str(exc)) from exc
+    except OSError as exc:  # FileExistsError included: the message names the folder
+        raise UsageError(f"--out {exc}") from exc
     for key in ("html", "markdown", "json", "zip"):
         if key in paths:
             print(paths[key])
@@ -100,13 +102,15 @@ def _run(events, say):
 
 
 def _check_out_dir(out: Path) -> None:
-    """Refuse an unusable output folder before minutes of composing, not after."""
-    from composer.export import check_replaceable
+    """Refuse an unusable output folder before minutes of composing, not after: one that holds
+    the writer's files (only an unchanged bundle of ours is replaced) or cannot be written."""
+    from composer.export import check_replaceable, check_writable
 
     try:
         check_replaceable(out.absolute())
-    except FileExistsError as exc:
-        raise UsageError(str(exc)) from exc
+        check_writable(out.absolute())
+    except OSError as exc:  # FileExistsError included
+        raise UsageError(f"--out {exc}") from exc
 
 
 def _open_library(folder: str, encoder, say):

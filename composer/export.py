@@ -1,9 +1,15 @@
 """Export an Article as Markdown (+ images), a single-file sanitised HTML page, and a zip bundle.
 
 Everything the model wrote is untrusted: titles, paragraphs, captions and alt texts may carry
-HTML, `javascript:` links or YAML syntax. The Markdown keeps the model's paragraph text as written
-(it is the editable source); the HTML page is rendered from it and then sanitised with an
-allow-list, so no script, event handler or foreign URL survives whatever the text says.
+HTML, links, images or YAML syntax. Paragraph text is Markdown (emphasis, lists, headings, code),
+but what would make it markup or a link is escaped first (`<`, entity-like `&`, `[`, `]`), so the
+.md and the HTML page show every character the model or the writer wrote, and the only pictures in
+an article are its figures. The HTML is rendered from that escaped text and then sanitised with an
+allow-list, a second guard should the escaping ever miss something.
+
+A bundle folder carries a manifest (`.composer-bundle.json`) listing exactly the files it holds:
+only such a folder, unchanged, is ever replaced. Its article.json stores image paths relative to
+the bundle (`images/...`), so a bundle can be moved, zipped and reopened with `read_bundle`.
 """
 from __future__ import annotations
 
@@ -11,12 +17,13 @@ import base64
 import datetime as _dt
 import hashlib
 import html
+import json
 import os
 import re
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +35,24 @@ from PIL import Image
 from composer.article import Article, Figure, Paragraph
 from composer.images import ImageError, clean_jpeg_bytes, load_image
 
-__all__ = ["export_markdown", "export_html", "write_bundle", "ImageError", "BUNDLE_FILES"]
+__all__ = ["export_markdown", "export_html", "article_fragment", "write_bundle", "read_bundle",
+           "check_replaceable", "check_writable", "BundleError", "ImageError", "MANIFEST"]
 
 MAX_SIDE = 1600
 JPEG_QUALITY = 88
 IMAGES_DIR = "images"
-BUNDLE_FILES = ("article.md", "article.html", "article.json", "article.zip", IMAGES_DIR)
+MANIFEST = ".composer-bundle.json"
+MANIFEST_FORMAT = 1
+ZIP_MEMBERS = ("article.md", "article.html", "article.json")
+MAX_BUNDLE_BYTES = 1024 * 1024 * 1024  # a zip claiming more than this is refused (zip bomb)
 CSS_PATH = Path(__file__).resolve().parent.parent / "assets" / "article.css"
 
+# No <a>: links in model text are text. <img> only for figures, whose src is our own data URI.
 _ALLOWED_TAGS = {
-    "h1", "h2", "h3", "h4", "h5", "h6", "p", "em", "strong", "a", "ul", "ol", "li",
+    "h1", "h2", "h3", "h4", "h5", "h6", "p", "em", "strong", "ul", "ol", "li",
     "blockquote", "code", "pre", "figure", "figcaption", "img", "br", "hr",
 }
-_ALLOWED_ATTRIBUTES = {"a": {"href"}, "img": {"src", "alt"}}
-_LINK_SCHEMES = ("http:", "https:", "mailto:")
+_ALLOWED_ATTRIBUTES = {"img": {"src", "alt"}}
 _IMAGE_DATA_PREFIXES = ("data:image/jpeg;base64,", "data:image/png;base64,")
 _LANG_RE = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
 
@@ -89,17 +100,113 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-_MD_INLINE_SPECIALS = re.compile(r"([\\`*_\[\]<>#!|])")
+# --- model text as Markdown that shows every character and links nothing ---------------------
+
+# "&" a renderer would read as an entity (&amp; &#60; &copy;): written &amp; so it shows as typed.
+# "<" before anything but a space or the end could open a tag, comment, autolink or mail link:
+# written &lt; ("3 < 4" stays as written). Every Markdown dialect decodes both entities, while a
+# backslash before "<" is not universal. "[" and "]" are backslash-escaped (every dialect
+# accepts that), so no link, image or reference definition can form. A run of backslashes
+# before one of these keeps its meaning: the count decides whether the writer escaped it.
+_UNSAFE_INLINE = re.compile(r"(\\*)(<(?=\S)|&(?=#[0-9]+;|#[xX][0-9A-Fa-f]+;|[A-Za-z][A-Za-z0-9]*;)|[\[\]])")
+# A code span (a run of backticks, the shortest text, the same run again) as python-markdown and
+# CommonMark find it: an opener after an even run of backslashes (group 1), kept apart.
+_CODE_SPAN = re.compile(r"(?<![\\`])((?:\\\\)*)(`+)(?!`)(.+?)(?<!`)\2(?!`)", re.DOTALL)
+# A line CommonMark could read as a code fence. Fences are not kept as code: python-markdown
+# without fenced_code, and other renderers, pair them differently, which could turn what the
+# fence held into live Markdown. The fence is escaped and its lines are text like any other.
+_FENCE_LIKE = re.compile(r"^( {0,3})(`{3,}|~{3,})")
+_INDENTED = re.compile(r"^( {4}|\t)")
+_LIST_ITEM = re.compile(r"^[ \t>]*([*+-]|[0-9]+[.)])([ \t]|$)")
+_MD_INLINE_SPECIALS = re.compile(r"([\\`*_\[\]>#!|])")
+
+
+def _escape_unsafe(text: str) -> str:
+    def fix(m: re.Match[str]) -> str:
+        slashes, ch = m.group(1), m.group(2)
+        escaped = len(slashes) % 2 == 1
+        if ch in "[]":
+            return m.group(0) if escaped else f"{slashes}\\{ch}"
+        # After an odd run, the last backslash would escape the entity's "&" in CommonMark:
+        # one more makes the run show as backslashes in every dialect.
+        return slashes + ("\\" if escaped else "") + ("&lt;" if ch == "<" else "&amp;")
+
+    return _UNSAFE_INLINE.sub(fix, text)
+
+
+def _escape_backticks(text: str) -> str:
+    return re.sub(r"(?<!\\)((?:\\\\)*)`", r"\1\\`", text)
+
+
+def _escape_chunk(chunk: str) -> str:
+    """Escape a run of text lines (no blank line in it), keeping its code spans literal (code
+    shows as written). Where a span would run across lines, a block boundary inside the run
+    could cut it, so the run's backticks are escaped instead and all of it is plain text. A
+    span holding "<" is made plain text too: CommonMark lets a tag or autolink that starts
+    inside a code span win over it."""
+    spans = list(_CODE_SPAN.finditer(chunk))
+    if any("\n" in m.group(0) for m in spans):
+        return _escape_unsafe(_escape_backticks(chunk))
+    parts: list[str] = []
+    pos = 0
+    for m in spans:
+        parts.append(_escape_unsafe(chunk[pos:m.start(2)]))
+        span = chunk[m.start(2):m.end()]
+        parts.append(_escape_unsafe(_escape_backticks(span)) if "<" in m.group(3) else span)
+        pos = m.end()
+    parts.append(_escape_unsafe(chunk[pos:]))
+    return "".join(parts)
+
+
+def _unfence(m: re.Match[str]) -> str:
+    fence = m.group(2)
+    return m.group(1) + (_escape_backticks(fence) if fence[0] == "`" else "\\" + fence)
+
+
+@dataclass
+class _MarkdownState:
+    """What earlier blocks of the .md leave open that changes how a later block reads."""
+
+    after_list: bool = False  # an indented chunk after a list continues the list: it is not code
+
+
+def _safe_markdown(text: str, state: _MarkdownState) -> str:
+    """Model or writer Markdown made safe: emphasis, lists, headings, code spans and indented
+    code keep working; raw HTML, entities, links, images and autolinks become the text they were
+    written as, in python-markdown and CommonMark alike."""
+    lines = [_FENCE_LIKE.sub(_unfence, line) for line in text.split("\n")]
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        if not lines[i].strip():
+            out.append(lines[i])
+            i += 1
+            continue
+        end = i
+        while end < len(lines) and lines[end].strip():
+            end += 1
+        chunk = lines[i:end]  # lines between blank lines: one paragraph, list or code block
+        if not state.after_list and all(_INDENTED.match(line) for line in chunk):
+            out.extend(chunk)  # an indented code block: literal in every dialect
+        else:
+            state.after_list = state.after_list or any(_LIST_ITEM.match(line) for line in chunk)
+            out.append(_escape_chunk("\n".join(chunk)))
+        i = end
+    return "\n".join(out)
 
 
 def _md_escape(text: str) -> str:
     """Make text literal in Markdown, on one line (captions, alt texts, titles)."""
-    return _MD_INLINE_SPECIALS.sub(r"\\\1", _one_line(text))
+    # Backslashes first: every backslash is then doubled, so none can touch the entities.
+    return _escape_unsafe(_MD_INLINE_SPECIALS.sub(r"\\\1", _one_line(text)))
 
 
-def _heading_markdown(block: Paragraph) -> str:
-    level = min(max(block.level or 2, 1), 6)
-    return "#" * level + " " + _one_line(block.text)
+def _paragraph_markdown(block: Paragraph, state: _MarkdownState) -> str:
+    if block.is_heading:
+        level = min(max(block.level or 2, 1), 6)
+        return "#" * level + " " + _escape_chunk(_one_line(block.text))
+    # Only blank lines are trimmed: leading spaces may be an indented code block.
+    return _safe_markdown(block.text.strip("\r\n").rstrip(), state)
 
 
 def _figure_markdown(block: Figure, image: ExportedImage) -> str:
@@ -128,20 +235,23 @@ def _yaml_scalar(value: str) -> str:
     return dumped.rstrip("\n")
 
 
-# A "<" that opens a tag, comment or declaration. Written as an entity in the .md so that a
-# renderer which passes raw HTML through (many do) shows the model's text instead of running
-# it; every Markdown dialect turns &lt; back into "<" (a backslash escape is not universal).
-_RAW_HTML_START = re.compile(r"<(?=[A-Za-z/!?])")
+def _paragraph_sources(article: Article) -> dict[int, str]:
+    """The safe Markdown of every non-empty paragraph and heading, by block position: the .md
+    and the HTML are both made from it, so they show the same text."""
+    state = _MarkdownState()
+    sources: dict[int, str] = {}
+    for pos, block in enumerate(article.blocks):
+        if isinstance(block, Paragraph) and block.text.strip():
+            sources[pos] = _paragraph_markdown(block, state)
+    return sources
 
 
 def _markdown_body(article: Article, images: dict[int, ExportedImage]) -> str:
+    sources = _paragraph_sources(article)
     parts: list[str] = []
     for pos, block in enumerate(article.blocks):
-        if isinstance(block, Paragraph):
-            # Only blank lines are trimmed: leading spaces may be an indented code block.
-            text = _heading_markdown(block) if block.is_heading else block.text.strip("\r\n").rstrip()
-            if text.strip():
-                parts.append(_RAW_HTML_START.sub("&lt;", text))
+        if pos in sources:
+            parts.append(sources[pos])
         elif isinstance(block, Figure) and pos in images:
             parts.append(_figure_markdown(block, images[pos]))
         # A figure slot that found no picture has nothing to show in a finished article.
@@ -175,13 +285,10 @@ def export_markdown(article: Article, out_dir: str | Path) -> Path:
 # --- HTML ---------------------------------------------------------------------------------
 
 def _filter_attribute(tag: str, attr: str, value: str) -> str | None:
-    """Second gate after nh3's scheme check: links may only leave by http(s)/mailto, and
-    images may only be our own embedded JPEG/PNG (no tracking pixels, no data:text/html)."""
-    lowered = value.strip().lower()
-    if tag == "a" and attr == "href":
-        return value if lowered.startswith(_LINK_SCHEMES) else None
+    """Second gate after nh3's scheme check: images may only be our own embedded JPEG/PNG
+    (no tracking pixels, no data:text/html)."""
     if tag == "img" and attr == "src":
-        return value if lowered.startswith(_IMAGE_DATA_PREFIXES) else None
+        return value if value.strip().lower().startswith(_IMAGE_DATA_PREFIXES) else None
     return value
 
 
@@ -210,9 +317,9 @@ def _nh3_clean(fragment: str) -> str:
         fragment,
         tags=_ALLOWED_TAGS,
         attributes=_ALLOWED_ATTRIBUTES,
-        url_schemes={"http", "https", "mailto", "data"},
+        url_schemes={"data"},
         attribute_filter=_filter_attribute,
-        link_rel="noopener noreferrer nofollow",
+        link_rel=None,
         strip_comments=True,
     )
 
@@ -224,16 +331,27 @@ def _figure_html(block: Figure, image: ExportedImage) -> str:
     return f'<figure><img src="{image.data_uri}" alt="{alt}">{figcaption}</figure>'
 
 
+def _text_renderer() -> markdown.Markdown:
+    """python-markdown for safe paragraph Markdown, without the parts that make links, images or
+    raw HTML: should the escaping ever miss one, it still shows as text."""
+    md = markdown.Markdown(extensions=["sane_lists"], output_format="html")
+    for name in ("reference", "link", "image_link", "image_reference", "short_reference",
+                 "short_image_ref", "autolink", "automail", "html"):
+        md.inlinePatterns.deregister(name, strict=False)
+    md.parser.blockprocessors.deregister("reference", strict=False)
+    md.preprocessors.deregister("html_block", strict=False)
+    return md
+
+
 def _html_body(article: Article, images: dict[int, ExportedImage]) -> str:
     # One Markdown pass per block: an unclosed tag or fence in one paragraph cannot swallow
     # the figures and paragraphs after it.
-    md = markdown.Markdown(extensions=["sane_lists"], output_format="html")
+    md = _text_renderer()
+    sources = _paragraph_sources(article)
     parts: list[str] = []
     for pos, block in enumerate(article.blocks):
-        if isinstance(block, Paragraph):
-            source = _heading_markdown(block) if block.is_heading else block.text
-            if source.strip():
-                parts.append(md.reset().convert(source))
+        if pos in sources:
+            parts.append(md.reset().convert(sources[pos]))
         elif isinstance(block, Figure) and pos in images:
             parts.append(_figure_html(block, images[pos]))
     return sanitize_html("\n".join(parts))
@@ -301,23 +419,132 @@ def _write_zip(staging: Path, images: dict[int, ExportedImage]) -> Path:
     return zip_path
 
 
+class BundleError(ValueError):
+    """A bundle (folder or zip) that cannot be read back; the message names it and says why."""
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_manifest(out_dir: Path) -> dict[str, str]:
+    """The files a bundle folder's manifest lists (relative path -> sha256); {} when there is
+    no readable manifest, so that nothing in the folder counts as ours."""
+    path = out_dir / MANIFEST
+    try:
+        if path.is_symlink() or not path.is_file():
+            return {}
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) and data.get("format") == MANIFEST_FORMAT else None
+    if not isinstance(files, dict):
+        return {}
+    return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _manifest_folders(files: dict[str, str]) -> set[str]:
+    return {parent.as_posix() for name in files for parent in Path(name).parents if parent != Path(".")}
+
+
+def _not_ours(out_dir: Path, files: dict[str, str], limit: int = 5) -> list[str]:
+    """What in out_dir the manifest does not account for (a file it does not list, one changed
+    since, a link, a folder of the writer's): up to `limit` names, [] for a folder all ours."""
+    if not files:  # no manifest: everything is the writer's; name the first few without a walk
+        return sorted(p.name for p in out_dir.iterdir())[:limit]
+    folders = _manifest_folders(files)
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(out_dir, followlinks=False):
+        here = Path(dirpath).relative_to(out_dir)
+        for name in sorted(dirnames):
+            rel = (here / name).as_posix()
+            if rel not in folders or (Path(dirpath) / name).is_symlink():
+                found.append(rel + "/")
+        dirnames[:] = sorted(d for d in dirnames if (here / d).as_posix() in folders)
+        for name in sorted(filenames):
+            rel = (here / name).as_posix()
+            path = Path(dirpath) / name
+            if rel == MANIFEST:
+                continue
+            if rel not in files or path.is_symlink() or not path.is_file():
+                found.append(rel)
+            elif _file_digest(path) != files[rel]:
+                found.append(f"{rel} (changed since composer wrote it)")
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
 def check_replaceable(out_dir: Path) -> None:
-    """Only an empty folder or an earlier bundle may be replaced: never the user's other files."""
+    """Only a new or empty folder, or a bundle this tool wrote and nobody changed since (its
+    manifest lists exactly the files it holds), may be replaced: never the writer's files."""
+    out_dir = Path(out_dir)
     if not out_dir.exists() and not out_dir.is_symlink():
         return
     if out_dir.is_symlink() or not out_dir.is_dir():
         raise FileExistsError(f"{out_dir}: exists and is not a folder; choose another output folder")
-    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in BUNDLE_FILES)
+    try:
+        foreign = _not_ours(out_dir, _read_manifest(out_dir))
+    except OSError as exc:
+        raise FileExistsError(f"{out_dir}: cannot check the folder ({exc.strerror or exc}); "
+                              "choose another output folder") from exc
     if foreign:
         raise FileExistsError(
-            f"{out_dir}: folder holds files that are not an article bundle ({', '.join(foreign[:5])}); "
-            "choose an empty or new output folder"
+            f"{out_dir}: folder holds files that are not an article bundle composer wrote "
+            f"({', '.join(foreign)}); nothing was changed: choose an empty or new output folder"
         )
 
 
+def check_writable(out_dir: Path) -> None:
+    """The bundle is staged beside out_dir and renamed into place: the nearest existing folder
+    above it must take a new folder. The error names out_dir, never the staging folder."""
+    out_dir = Path(out_dir).absolute()
+    ancestor = out_dir.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OSError(f"{out_dir}: cannot write here ({ancestor} is not a folder)")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out_dir.name}.probe-", dir=ancestor))
+    except OSError as exc:
+        raise OSError(f"{out_dir}: cannot write here ({exc.strerror or exc})") from exc
+
+
+def _write_manifest(staging: Path) -> None:
+    files = {
+        p.relative_to(staging).as_posix(): _file_digest(p)
+        for p in sorted(staging.rglob("*")) if p.is_file() and p.name != MANIFEST
+    }
+    data = {"format": MANIFEST_FORMAT, "generator": "composer", "files": files}
+    (staging / MANIFEST).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _remove_listed(folder: Path, files: dict[str, str]) -> None:
+    """Delete what the manifest lists, then the folder if nothing else is left: a file someone
+    put there in the meantime is never deleted."""
+    for name in [*files, MANIFEST]:
+        path = folder / name
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+    for name in sorted(_manifest_folders(files), key=lambda n: -n.count("/")):
+        try:
+            (folder / name).rmdir()
+        except OSError:
+            pass
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
 def _swap_into_place(staging: Path, out_dir: Path) -> None:
-    """Rename the finished staging folder to out_dir; an earlier bundle is moved aside first
-    and restored if the rename fails, so the caller sees the old bundle or the new one."""
+    """Rename the finished staging folder to out_dir; an earlier bundle (or empty folder) is
+    moved aside first and restored if the rename fails, so the caller sees the old bundle or the
+    new one."""
     if not out_dir.exists():
         os.rename(staging, out_dir)
         return
@@ -329,30 +556,60 @@ def _swap_into_place(staging: Path, out_dir: Path) -> None:
     except BaseException:
         os.rename(old, out_dir)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    _remove_listed(old, _read_manifest(old))
+
+
+def _portable(article: Article, images: dict[int, ExportedImage]) -> Article:
+    """The article as the bundle stores it: each picture by its path inside the bundle. A
+    candidate whose picture is not in the bundle is left out: its path is the writer's."""
+    by_sha: dict[str, str] = {}
+    blocks: list[Any] = []
+    for pos, block in enumerate(article.blocks):
+        if isinstance(block, Figure) and block.image is not None and pos in images:
+            by_sha.setdefault(block.image.sha256, images[pos].name)
+    for pos, block in enumerate(article.blocks):
+        if isinstance(block, Figure):
+            image = block.image
+            if image is not None:
+                image = replace(image, path=images[pos].name)
+            candidates = tuple(replace(c, image=replace(c.image, path=by_sha[c.image.sha256]))
+                               for c in block.candidates if c.image.sha256 in by_sha)
+            block = replace(block, image=image, candidates=candidates)
+        blocks.append(block)
+    return article.with_blocks(blocks)
 
 
 def write_bundle(article: Article, out_dir: str | Path) -> dict[str, Path]:
-    """Write article.md, article.html, article.json, images/ and article.zip into out_dir.
+    """Write article.md, article.html, article.json, images/, article.zip and the manifest
+    (.composer-bundle.json, the bundle's files and their sha256) into out_dir.
 
-    Everything is written into a staging folder beside out_dir and renamed into place at the
-    end; on any failure (an ImageError naming a bad file, a full disk) out_dir is untouched.
+    out_dir must be new, empty, or a bundle written here before and unchanged since
+    (FileExistsError otherwise, nothing touched). Everything is written into a staging folder
+    beside out_dir and renamed into place at the end; on any failure (an ImageError naming a bad
+    file, an OSError naming out_dir for a full disk or a folder that cannot be written) out_dir
+    is untouched. article.json holds bundle-relative image paths: `read_bundle` reopens it.
     """
     out_dir = Path(out_dir).absolute()
     check_replaceable(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     images = _export_images(article)  # fail on a bad image before touching the disk
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    except OSError as exc:
+        raise OSError(f"{out_dir}: cannot write here ({exc.strerror or exc})") from exc
     try:
         # mkdtemp makes a private (0700) folder; the bundle should look like any other folder.
         staging.chmod(out_dir.stat().st_mode & 0o777 if out_dir.is_dir() else 0o755)
         _write_markdown(article, staging, images)
         (staging / "article.html").write_text(_html_document(article, images), encoding="utf-8")
-        (staging / "article.json").write_text(article.to_json(), encoding="utf-8")
+        (staging / "article.json").write_text(_portable(article, images).to_json(), encoding="utf-8")
         _write_zip(staging, images)
+        _write_manifest(staging)
         _swap_into_place(staging, out_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):
+            raise OSError(f"{out_dir}: cannot write the bundle ({exc.strerror or exc})") from exc
         raise
     return {
         "markdown": out_dir / "article.md",
@@ -361,3 +618,85 @@ def write_bundle(article: Article, out_dir: str | Path) -> dict[str, Path]:
         "images": out_dir / IMAGES_DIR,
         "zip": out_dir / "article.zip",
     }
+
+
+# --- reading a bundle back ----------------------------------------------------------------
+
+_SAFE_IMAGE_NAME = re.compile(r"^images/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def read_bundle(source: str | Path, extract_to: str | Path | None = None) -> Article:
+    """Reopen a bundle for editing: the Article whose image paths are absolute again.
+
+    `source` is a bundle folder (as write_bundle made it, moved anywhere) or its article.zip;
+    a zip is first extracted into `extract_to`, a new or empty folder, which then holds the
+    pictures the returned Article points at. Image paths in article.json must lie inside the
+    bundle (`images/...`) and name existing files. Raises BundleError naming the bundle and the
+    reason for anything else (missing or unreadable article.json, a path outside the bundle,
+    an unsafe or oversized zip member, a non-empty `extract_to`).
+    """
+    source = Path(source)
+    if source.is_dir():
+        folder = source
+    elif source.is_file() and zipfile.is_zipfile(source):
+        if extract_to is None:
+            raise BundleError(f"{source}: a zipped bundle needs a folder to extract into")
+        folder = Path(extract_to)
+        _extract_bundle_zip(source, folder)
+    else:
+        raise BundleError(f"{source}: not a bundle folder or zip")
+    try:
+        article = Article.from_json((folder / "article.json").read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BundleError(f"{source}: no article.json") from exc
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise BundleError(f"{source}: cannot read article.json ({exc})") from exc
+    root = folder.resolve()
+
+    def absolute(image: Any) -> Any:
+        rel = str(image.path)
+        path = (root / rel).resolve()
+        if Path(rel).is_absolute() or not path.is_relative_to(root):
+            raise BundleError(f"{source}: picture path {rel!r} points outside the bundle")
+        if not path.is_file():
+            raise BundleError(f"{source}: picture {rel} is missing")
+        return replace(image, path=str(path))
+
+    blocks: list[Any] = []
+    for block in article.blocks:
+        if isinstance(block, Figure):
+            block = replace(
+                block,
+                image=None if block.image is None else absolute(block.image),
+                candidates=tuple(replace(c, image=absolute(c.image)) for c in block.candidates),
+            )
+        blocks.append(block)
+    return article.with_blocks(blocks)
+
+
+def _extract_bundle_zip(zip_path: Path, folder: Path) -> None:
+    """Extract only what a bundle holds, checked before anything is written."""
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise BundleError(f"{folder}: not empty; choose a new or empty folder to open {zip_path.name} into")
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            members = zf.infolist()
+            for info in members:
+                if info.is_dir():
+                    continue
+                if info.filename not in ZIP_MEMBERS and not _SAFE_IMAGE_NAME.match(info.filename):
+                    raise BundleError(f"{zip_path}: unexpected member {info.filename!r} (not part of a bundle)")
+            if sum(info.file_size for info in members) > MAX_BUNDLE_BYTES:
+                raise BundleError(f"{zip_path}: too large to open (over {MAX_BUNDLE_BYTES >> 20} MiB unpacked)")
+            (folder / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+            for info in members:
+                if info.is_dir():
+                    continue
+                with zf.open(info) as src, (folder / info.filename).open("wb") as dst:
+                    # The header's size could lie: copy no more than it claims.
+                    data = src.read(info.file_size + 1)
+                    if len(data) > info.file_size:
+                        raise BundleError(f"{zip_path}: member {info.filename} is larger than it says")
+                    dst.write(data)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise BundleError(f"{zip_path}: cannot read the zip ({exc})") from exc

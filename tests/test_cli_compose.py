@@ -97,3 +97,35 @@ def test_output_folder_with_other_files_is_refused_before_composing(tmp_path):
     r = composer("compose", "--request", EXAMPLE, "--out", out)
     assert r.returncode == 2 and "notes.txt" in r.stderr and "==> write" not in r.stderr
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_writers_folder_that_looks_like_a_bundle_is_refused_and_untouched(tmp_path):
+    out = tmp_path / "out"
+    (out / "images" / "holiday").mkdir(parents=True)
+    (out / "article.md").write_text("my draft")
+    (out / "images" / "beach.jpg").write_bytes(PHOTOS[1].read_bytes())
+    (out / "images" / "holiday" / "sunset.jpg").write_bytes(PHOTOS[0].read_bytes())
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    r = composer("compose", "--request", EXAMPLE, "--out", out)
+    assert r.returncode == 2, r.stderr[-2000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and str(out) in last and "Traceback" not in r.stderr
+    assert "==> write" not in r.stderr  # refused before composing
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_unwritable_out_is_refused_before_composing_and_named(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for out in (blocker / "out", Path("/proc/composer-cli-out")):
+        r = composer("compose", "--request", EXAMPLE, "--out", out)
+        assert r.returncode == 2 and "==> write" not in r.stderr, r.stderr[-2000:]
+        last = r.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: ") and str(out) in last and ".tmp-" not in last
+
+
+def test_deeply_nested_request_is_one_line_and_exit_2(tmp_path):
+    req = tmp_path / "deep.json"
+    req.write_text("[" * 100_000)
+    msg = bad_input_case(tmp_path, req)
+    assert str(req) in msg and "JSON" in msg

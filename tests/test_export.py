@@ -203,8 +203,8 @@ def test_hostile_article_html_has_no_script_handlers_or_javascript_urls():
     assert [tag for tag, _ in parsed.tags].count("img") == 1
     assert all(dict(attrs).get("src") for tag, attrs in parsed.tags if tag == "img")
     assert "pixel" in page
-    # Safe content survives sanitising.
-    assert '<a href="https://example.com/page"' in page
+    # Links in model text are text (issue 8): even a harmless-looking one shows as written.
+    assert "<a " not in page and "[ok](https://example.com/page)" in page
     assert "<strong>kept bold</strong>" in page
 
 
@@ -278,7 +278,8 @@ def test_bundle_files_and_zip_contents(tmp_path):
     article = sample_article()
     paths = write_bundle(article, tmp_path / "bundle")
     out = tmp_path / "bundle"
-    assert {p.name for p in out.iterdir()} == {"article.md", "article.html", "article.json", "article.zip", "images"}
+    assert {p.name for p in out.iterdir()} == {"article.md", "article.html", "article.json", "article.zip", "images",
+                                               ".composer-bundle.json"}
     assert all(p.exists() for p in paths.values())
     image_names = sorted(f"images/{p.name}" for p in (out / "images").iterdir())
     assert len(image_names) == 2
@@ -287,7 +288,12 @@ def test_bundle_files_and_zip_contents(tmp_path):
         assert sorted(zf.namelist()) == sorted(["article.md", "article.html", "article.json", *image_names])
         assert zf.read("article.md") == paths["markdown"].read_bytes()
         assert zf.read("article.html") == paths["html"].read_bytes()
-        assert Article.from_json(zf.read("article.json").decode("utf-8")) == article
+        assert zf.read("article.json") == paths["json"].read_bytes()
+    from composer.export import read_bundle
+
+    reopened = read_bundle(out)
+    assert [b.text for b in reopened.paragraphs] == [b.text for b in article.paragraphs]
+    assert [f.image and f.image.sha256 for f in reopened.figures] == [f.image and f.image.sha256 for f in article.figures]
     assert json.loads(paths["json"].read_text(encoding="utf-8"))["title"] == article.title
     # Nothing left beside the bundle: staging and old folders are gone.
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
@@ -414,3 +420,263 @@ def test_markdown_escapes_raw_html_from_the_model(tmp_path):
     assert "&lt;script>" in text and "3 < 4" in text
     rendered = md.markdown(text.split("---", 2)[2])  # python-markdown passes raw HTML through
     assert "<script" not in rendered and "<img" not in rendered
+
+
+# --- model and writer text is text: every character, no live link (issue 8, items 4 and 5) --
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from composer.export import article_fragment  # noqa: E402
+
+ANGLES = "Press <Enter>, then a<b and c>d. <Note to editor> keep this."
+LINKS = ("[x](javascript:alert(1)) ![](file:///etc/passwd) ![t](http://evil.example/t.png) "
+         "<http://evil.example/auto> <me@evil.example> <1@evil.example> [ok](https://example.com/page) "
+         "[r] &amp; &#60;b&#62; &copy;")
+
+
+class TextCollector(HTMLParser):
+    """The text a browser shows for a fragment (entities decoded), and every start tag."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.text: list[str] = []
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def shown(fragment: str) -> tuple[str, list[tuple[str, dict]]]:
+    parser = TextCollector()
+    parser.feed(fragment)
+    parser.close()
+    return " ".join("".join(parser.text).split()), parser.tags
+
+
+def squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def assert_only_allowed_markup(tags):
+    for tag, attrs in tags:
+        assert tag in BODY_TAGS | {"article", "header"} and tag != "a", f"<{tag}> in the body"
+        for name, value in attrs.items():
+            allowed = {("img", "src"), ("img", "alt"), ("article", "class"), ("p", "class")}  # p: the byline
+            assert (tag, name) in allowed, f"{name} on <{tag}>"
+            if tag == "img" and name == "src":
+                assert value.startswith("data:image/jpeg;base64,")
+
+
+@pytest.mark.parametrize("where", ["paragraph", "heading", "caption", "title"])
+def test_text_in_angle_brackets_survives_in_html_and_preview(where):
+    text = ANGLES
+    blocks = [Paragraph("Intro.")]
+    if where == "paragraph":
+        blocks.append(Paragraph(text))
+    elif where == "heading":
+        blocks.append(Paragraph(text, kind="heading", level=2))
+    else:
+        blocks.append(Figure(image=ref(CAT), caption=text if where == "caption" else "c", alt="a cat"))
+    article = Article(title=text if where == "title" else "T", blocks=tuple(blocks))
+    for page in (export_html(article), article_fragment(article)):
+        body = page[page.index("<article"):]
+        visible, tags = shown(body)
+        assert text in visible, visible
+        assert_only_allowed_markup(tags)
+
+
+def test_links_images_and_autolinks_in_model_text_are_text_in_html():
+    article = Article(title="T", blocks=(Paragraph(LINKS), Paragraph("[r]: http://evil.example/ref")))
+    for page in (export_html(article), article_fragment(article)):
+        visible, tags = shown(page[page.index("<article"):])
+        assert squash(LINKS) in visible and "[r]: http://evil.example/ref" in visible
+        assert not any(tag in ("a", "img") for tag, _ in tags)
+        assert_only_allowed_markup(tags)
+
+
+def render_md(text: str) -> list[str]:
+    """The .md as two common renderers show it: python-markdown (raw HTML passes) and CommonMark."""
+    import markdown as md
+
+    pages = [md.markdown(text)]
+    try:
+        from markdown_it import MarkdownIt
+    except ImportError:
+        return pages
+    return pages + [MarkdownIt("commonmark").render(text)]
+
+
+def test_markdown_neutralises_links_images_and_autolinks_yet_reads_the_same(tmp_path):
+    article = Article(title="T <Enter> [t](javascript:x)", blocks=(
+        Paragraph(ANGLES), Paragraph(LINKS), Paragraph("[r]: http://evil.example/ref"),
+        Figure(image=ref(CAT), caption="cap ![](http://evil.example/c.png) <Enter>", alt="alt [a](file:///etc/passwd)"),
+    ))
+    md_text = export_markdown(article, tmp_path).read_text(encoding="utf-8").split("---", 2)[2]
+    for page in render_md(md_text):
+        visible, tags = shown(page)
+        for original in (ANGLES, LINKS, "[r]: http://evil.example/ref", "cap ![](http://evil.example/c.png) <Enter>",
+                         "T <Enter> [t](javascript:x)"):
+            assert squash(original) in visible, (original, visible)
+        assert not any(tag == "a" for tag, _ in tags), page
+        srcs = [attrs.get("src") for tag, attrs in tags if tag == "img"]
+        assert len(srcs) == 1 and re.fullmatch(r"images/01-[0-9a-f]{12}\.jpg", srcs[0])  # the figure only
+
+
+_HOSTILE_CHARS = st.text(alphabet=st.sampled_from(list("ab <>[]()!&;#:/=\"'`x1@.")), max_size=60)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_HOSTILE_CHARS)
+def test_every_character_of_hostile_text_appears_in_the_html(tmp_text):
+    text = "w " + tmp_text  # a letter first, so the text cannot open a heading or a list
+    page = article_fragment(Article(title="T", blocks=(Paragraph(text),)))
+    visible, tags = shown(page)
+    expected = squash(text)
+    if "`" not in text:  # a code span keeps its characters but drops its backticks
+        assert visible == "T " + expected, (text, page)
+    assert_only_allowed_markup(tags)
+    assert not any(tag in ("a", "img") for tag, _ in tags)
+
+
+# --- only a folder this tool wrote is replaced (issue 8, item 2) ----------------------------
+
+def writers_folder(root: Path) -> dict[str, bytes]:
+    """A folder that looks like a bundle but is the writer's own: article.md and photos."""
+    (root / "images" / "holiday").mkdir(parents=True)
+    (root / "article.md").write_text("# my draft\n")
+    (root / "images" / "beach.jpg").write_bytes(CAT.read_bytes())
+    (root / "images" / "holiday" / "sunset.jpg").write_bytes(COFFEE.read_bytes())
+    return snapshot(root)
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_bundle_refuses_a_writers_folder_that_looks_like_a_bundle(tmp_path):
+    out = tmp_path / "out"
+    before = writers_folder(out)
+    with pytest.raises(FileExistsError) as info:
+        write_bundle(sample_article(), out)
+    assert str(out) in str(info.value)
+    assert snapshot(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.parametrize("change", ["added_photo", "edited_md", "added_folder"])
+def test_bundle_refuses_a_bundle_the_writer_changed(tmp_path, change):
+    out = tmp_path / "out"
+    write_bundle(sample_article(), out)
+    if change == "added_photo":
+        (out / "images" / "mine.jpg").write_bytes(CAT.read_bytes())
+    elif change == "edited_md":
+        (out / "article.md").write_text("my edits")
+    else:
+        (out / "images" / "trip").mkdir()
+        (out / "images" / "trip" / "a.jpg").write_bytes(CAT.read_bytes())
+    before = snapshot(out)
+    with pytest.raises(FileExistsError):
+        write_bundle(sample_article("second"), out)
+    assert snapshot(out) == before
+
+
+def test_bundle_manifest_lists_exactly_its_files(tmp_path):
+    out = tmp_path / "out"
+    write_bundle(sample_article(), out)
+    manifest = json.loads((out / ".composer-bundle.json").read_text())
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {".composer-bundle.json"}
+    assert set(manifest["files"]) == on_disk
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+
+
+def test_unwritable_out_names_out_not_a_temporary_path(tmp_path):
+    from composer.export import check_writable
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for out in (blocker / "out", Path("/proc/composer-out-test")):
+        with pytest.raises(OSError) as info:
+            check_writable(out)
+        assert str(out) in str(info.value) and ".tmp-" not in str(info.value)
+        with pytest.raises(OSError) as info:
+            write_bundle(sample_article(), out)
+        assert str(out) in str(info.value) and ".tmp-" not in str(info.value)
+
+
+# --- portable bundles: relative image paths, reopened by read_bundle (issue 8, item 6) -------
+
+def test_bundle_json_holds_no_local_paths_and_reopens(tmp_path):
+    from composer.article import Candidate
+    from composer.export import read_bundle
+
+    other = tmp_path / "not-chosen.png"
+    Image.new("RGB", (20, 20), (1, 2, 3)).save(other)
+    article = sample_article(extra_figures=(
+        Figure(image=ref(COFFEE), caption="again",
+               candidates=(Candidate(ref(COFFEE), 0.9), Candidate(ref(other), 0.7), Candidate(ref(CAT), 0.5))),
+    ))
+    paths = write_bundle(article, tmp_path / "out")
+    for text in (paths["json"].read_text(encoding="utf-8"),
+                 zipfile.ZipFile(paths["zip"]).read("article.json").decode("utf-8")):
+        assert str(LIBRARY) not in text and str(tmp_path) not in text
+        stored = Article.from_json(text)
+        for fig in stored.figures:
+            for image in [fig.image, *(c.image for c in fig.candidates)]:
+                if image is not None:
+                    assert re.fullmatch(r"images/\d{2}-[0-9a-f]{12}\.jpg", image.path)
+    # Move the bundle: it still opens, every picture is a real file inside it.
+    moved = tmp_path / "elsewhere"
+    shutil.move(str(tmp_path / "out"), moved)
+    for again in (read_bundle(moved), read_bundle(moved / "article.zip", extract_to=tmp_path / "unzipped")):
+        assert [b.text for b in again.paragraphs] == [b.text for b in article.paragraphs]
+        assert [(f.caption, f.alt, f.source) for f in again.figures] == [(f.caption, f.alt, f.source) for f in article.figures]
+        root = (tmp_path / "unzipped") if (tmp_path / "unzipped") in Path(again.figures[0].image.path).parents else moved
+        for fig, original in zip(again.figures, article.figures):
+            assert (fig.image is None) == (original.image is None)
+            if fig.image is not None:
+                assert fig.image.sha256 == original.image.sha256
+                assert Path(fig.image.path).is_absolute() and Path(fig.image.path).is_file()
+                assert root.resolve() in Path(fig.image.path).resolve().parents
+        # Candidates whose picture is in the bundle are kept; the one that is not is left out.
+        assert [c.image.sha256 for c in again.figures[-1].candidates] == [ref(COFFEE).sha256, ref(CAT).sha256]
+        assert all(Path(c.image.path).is_file() for c in again.figures[-1].candidates)
+        write_bundle(again, tmp_path / "re-exported")  # a reopened bundle exports again
+        shutil.rmtree(tmp_path / "re-exported")
+
+
+@pytest.mark.parametrize("bad_path", ["/etc/passwd", "../outside.jpg", "images/../../x.jpg"])
+def test_read_bundle_refuses_paths_outside_the_bundle(tmp_path, bad_path):
+    from composer.export import BundleError, read_bundle
+
+    paths = write_bundle(sample_article(), tmp_path / "out")
+    data = json.loads(paths["json"].read_text())
+    next(b for b in data["blocks"] if b["type"] == "figure" and b["image"])["image"]["path"] = bad_path
+    paths["json"].write_text(json.dumps(data))
+    with pytest.raises(BundleError, match="outside"):
+        read_bundle(tmp_path / "out")
+
+
+def test_read_bundle_zip_refuses_unsafe_members_and_a_non_empty_target(tmp_path):
+    from composer.export import BundleError, read_bundle
+
+    paths = write_bundle(sample_article(), tmp_path / "out")
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(paths["zip"]) as src, zipfile.ZipFile(evil, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+        dst.writestr("../escaped.txt", "x")
+    target = tmp_path / "target"
+    with pytest.raises(BundleError, match="escaped.txt"):
+        read_bundle(evil, extract_to=target)
+    assert not (tmp_path / "escaped.txt").exists()
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    with pytest.raises(BundleError, match="not empty"):
+        read_bundle(paths["zip"], extract_to=busy)
+    assert [p.name for p in busy.iterdir()] == ["keep.txt"]

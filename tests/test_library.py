@@ -170,6 +170,18 @@ def test_bad_files_are_skipped_and_named_and_the_rest_indexed(folder, tmp_path, 
         assert lib.check() == []
 
 
+def test_a_symlink_loop_is_skipped_and_named(folder, tiny_clip):
+    (folder / "a.jpg").symlink_to("b.jpg")
+    (folder / "b.jpg").symlink_to("a.jpg")
+    (folder / "self.png").symlink_to("self.png")
+    with ImageLibrary(folder, encoder=tiny_clip) as lib:
+        report = lib.sync()
+    reasons = {Path(s.path).name: s.reason for s in report.skipped}
+    assert set(reasons) == {"a.jpg", "b.jpg", "self.png"}
+    assert all("loop" in reason for reason in reasons.values())
+    assert report.added == 6
+
+
 def test_a_file_that_turns_corrupt_leaves_the_library(folder, tiny_clip):
     with ImageLibrary(folder, encoder=tiny_clip) as lib:
         lib.sync()

@@ -65,3 +65,26 @@ def test_search_before_index_and_with_another_encoder_exit_2(tmp_path, tiny_clip
     code, _, err = run(["search", "a cat", "--library", str(folder), "--encoder", "embedded"])
     assert code == 2 and "was indexed with open_clip:composer-tiny-clip:none" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_index_names_each_skipped_file_once_and_survives_a_symlink_loop(tmp_path, tiny_clip_spec, tiny_clip_config):
+    """As a writer runs it (a real process, logging as configured there): a symlink loop does not
+    crash the index, and every skipped file is named on exactly one line."""
+    import subprocess
+    import sys
+
+    (tmp_path / "lib").mkdir()
+    folder = make_folder(tmp_path / "lib")
+    (folder / "a.jpg").symlink_to("b.jpg")
+    (folder / "b.jpg").symlink_to("a.jpg")
+    script = ("import sys, open_clip; open_clip.add_model_config(sys.argv[1]); "
+              "from composer.__main__ import main; sys.exit(main(sys.argv[2:]))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run([sys.executable, "-c", script, str(tiny_clip_config), "index", str(folder),
+                        "--encoder", tiny_clip_spec], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    skipped = [line for line in r.stderr.splitlines() if "skipped" in line and "added" not in line]
+    for name in ("broken.jpg", "a.jpg", "b.jpg"):
+        assert sum(f"{folder / name}:" in line for line in skipped) == 1, r.stderr
+    assert "added 4, updated 0, removed 0, skipped 3" in r.stdout

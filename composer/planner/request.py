@@ -2,12 +2,21 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
 ImageCount = Union[int, Literal["auto"]]
 MAX_IMAGES = 12
+# C0 and C1 control characters and DEL, except newline and tab: invisible in an editor, yet NUL,
+# ESC and BEL would reach the .md, the HTML <title> and a terminal raw.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text without control characters; CR and CRLF line ends become newlines first."""
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 class RequestError(ValueError):
@@ -34,10 +43,11 @@ class ComposeRequest:
         if not isinstance(data, dict):
             raise RequestError("the request must be a JSON object")
         title = data.get("title")
-        if not isinstance(title, str) or not title.strip():
+        title = printable(title).strip() if isinstance(title, str) else None
+        if not title:
             raise RequestError('missing "title" (a non-empty string)')
         return cls(
-            title=title.strip(),
+            title=title,
             outline=_outline(data.get("outline", ())),
             materials=_text(data, "materials"),
             style=_text(data, "style"),
@@ -60,6 +70,8 @@ def load_request(path: str | Path) -> ComposeRequest:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise RequestError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except RecursionError:
+        raise RequestError(f"{path}: not valid JSON (nested too deeply)") from None
     try:
         return ComposeRequest.from_dict(data)
     except RequestError as exc:
@@ -78,9 +90,9 @@ def parse_image_count(value: Any) -> ImageCount:
 
 def _outline(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
-        items = value.splitlines()
+        items = printable(value).splitlines()
     elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        items = list(value)
+        items = [printable(v) for v in value]
     else:
         raise RequestError('"outline" must be a list of strings or a text')
     # Writers paste outlines with bullets and numbers; the prompt adds its own.
@@ -93,7 +105,7 @@ def _text(data: dict, key: str) -> str:
         value = "\n".join(value)
     if not isinstance(value, str):
         raise RequestError(f'"{key}" must be a text')
-    return value.strip()
+    return printable(value).strip()
 
 
 def _length(value: Any) -> int:

@@ -3,8 +3,10 @@ functions. composer/__main__.py adds these parsers; a LibraryError becomes one l
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
-from typing import TextIO
+from typing import Iterator, TextIO
 
 from composer.retrieval.errors import LibraryError
 from composer.retrieval.library import ImageLibrary, SyncProgress
@@ -38,6 +40,22 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     return p
 
 
+@contextlib.contextmanager
+def _skips_not_logged() -> Iterator[None]:
+    """The index command names every skipped file itself, below its progress bar; the library's
+    own warning for each (printed by logging's last-resort handler) would name it a second time."""
+    logger = logging.getLogger("composer.retrieval.library")
+
+    def not_a_skip(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("skipped")
+
+    logger.addFilter(not_a_skip)
+    try:
+        yield
+    finally:
+        logger.removeFilter(not_a_skip)
+
+
 def run_index(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     from tqdm import tqdm
 
@@ -51,7 +69,8 @@ def run_index(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = 
                 bar.refresh()
 
             try:
-                report = library.sync(progress=progress, batch_size=args.batch_size)
+                with _skips_not_logged():
+                    report = library.sync(progress=progress, batch_size=args.batch_size)
             finally:
                 bar.close()
             for skipped in report.skipped:

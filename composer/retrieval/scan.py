@@ -1,7 +1,8 @@
 """Find the image files under a library folder, naming what is skipped and why.
 
 Symlinked files are followed only when they land inside the folder (a link to /etc/shadow named
-cat.jpg must not be indexed); symlinked folders are never entered (loops, escapes).
+cat.jpg must not be indexed); a symlink loop is skipped and named; symlinked folders are never
+entered (loops, escapes).
 """
 from __future__ import annotations
 
@@ -46,7 +47,11 @@ def scan_folder(root: Path) -> tuple[list[FileEntry], list[Skipped]]:
             path = Path(dirpath) / name
             rel = path.relative_to(root).as_posix()
             if path.is_symlink():
-                target = path.resolve()
+                try:
+                    target = path.resolve()
+                except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError for a loop
+                    skipped.append(Skipped(str(path), "symlink loop"))
+                    continue
                 if not target.is_relative_to(root):
                     skipped.append(Skipped(str(path), "symlink points outside the library folder"))
                     continue
