@@ -19,6 +19,7 @@ from composer.article import Article
 from composer.export import write_bundle
 from composer.images import ImageError, LoadedImage, load_image
 from composer.model.base import ModelError, Prompt, Sampling
+from composer.model.serialized import Cancelled, SerializedModel
 from composer.planner import edit as edits
 from composer.planner.history import History
 from composer.planner.pipeline import compose
@@ -40,43 +41,24 @@ def named_image_error(exc: ImageError) -> ImageError:
     return ImageError(display_name(exc.path), exc.reason)
 
 
-class Stopped(ModelError):
-    """The writer pressed Stop: the job ended early and the article is as it was."""
-
-
 class StoppableModel:
-    """The shared model as one job sees it: once `stop` is set, the job's next model call (or
-    next token) raises Stopped, and closing the stream hands the model to the next caller."""
+    """The shared model as one job sees it: every call carries the job's stop event, so a Stop
+    ends the job's running or queued call with Cancelled and hands the model to the next caller."""
 
-    def __init__(self, model: Any, stop: threading.Event):
+    def __init__(self, model: SerializedModel, stop: threading.Event):
         self.model, self.stop = model, stop
         self.name, self.dialect, self.sees_images = model.name, model.dialect, model.sees_images
         self.usage = model.usage
-        self.small = getattr(model, "small", False)
-
-    def _check(self) -> None:
-        if self.stop.is_set():
-            raise Stopped("stopped")
+        self.small = model.small
 
     def stream(self, prompt: Prompt, sampling: Sampling) -> Iterator[str]:
-        self._check()
-        tokens = self.model.stream(prompt, sampling)
-        try:
-            for token in tokens:
-                self._check()
-                yield token
-        finally:
-            tokens.close()
+        return self.model.stream(prompt, sampling, stop=self.stop)
 
     def complete(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[str]:
-        self._check()
-        out = self.model.complete(prompts, sampling)
-        self._check()
-        return out
+        return self.model.complete(prompts, sampling, stop=self.stop)
 
     def choose(self, prompt: Prompt, options: Sequence[str]) -> list[float]:
-        self._check()
-        return self.model.choose(prompt, options)
+        return self.model.choose(prompt, options, stop=self.stop)
 
 
 @dataclass(frozen=True)
@@ -230,7 +212,7 @@ class EditorSession:
                     article = event.data["article"]
                     self.push(article)
                     yield Update(compose_summary(article), article_changed=True)
-        except Stopped:
+        except Cancelled:
             yield Update("Stopped. The article is as it was.", error=True)
         except ModelError as exc:
             yield Update(f"⚠️ The model failed: {exc}. The article is as it was.", error=True)
@@ -266,7 +248,7 @@ class EditorSession:
                         return
                     self.push(event.data["article"])
                     yield Update("Edited. Undo brings the previous version back.", article_changed=True)
-        except Stopped:
+        except Cancelled:
             yield Update("Stopped. The article is as it was.", error=True)
         except (edits.EditError, ModelError, ImageError) as exc:
             yield Update(f"⚠️ {exc}", error=True)
@@ -287,11 +269,11 @@ class EditorSession:
     def open_file(self, path: str | Path) -> str:
         """Reopen an exported article (its .zip, or a lone article.json) as a new article to keep
         editing; returns the status line. The article held before stays saved."""
-        from composer.export import BundleError, read_bundle
-
         path, name = Path(path), display_name(path)
         try:
             if zipfile.is_zipfile(path):
+                from composer.export import read_bundle
+
                 article = read_bundle(path, extract_to=self._scratch() / f"open-{uuid.uuid4().hex[:8]}")
                 missing = 0
             else:
@@ -300,7 +282,7 @@ class EditorSession:
                 article = Article.from_json(path.read_text(encoding="utf-8"))
                 missing = sum(1 for f in article.figures if f.image is not None)
                 article = map_images(article, lambda ref: None)
-        except (BundleError, OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
             return f"⚠️ {name}: cannot be opened ({str(exc).replace(str(path), name)})"
         with self._lock:
             self.start_new()

@@ -97,3 +97,53 @@ def test_compose_summary_counts_and_notes():
     line = compose_summary(a)
     assert line.startswith("Done: 2 paragraphs, 0 pictures, 1 empty slot")
     assert "place: <b>rule</b>" in line  # escaping is the view's job
+
+
+# --- jobs that run the model: progress, the article saved, Stop -------------------------------
+from fakes import ScriptedModel  # noqa: E402
+
+from composer.model.serialized import SerializedModel  # noqa: E402
+from composer.services import Services  # noqa: E402
+from composer.workspace import Workspace  # noqa: E402
+
+TEXT = ("The café opens at seven and the first customers come in from the rain. " * 3 + "\n\n"
+        + "A tabby cat sleeps on the window seat while the espresso machine hisses. " * 3)
+
+
+@pytest.fixture
+def services():
+    model = SerializedModel(ScriptedModel(TEXT, place="1", caption="A cat on a window seat"))
+    yield Services(model, None, None)
+    model.close()
+
+
+def test_compose_reports_progress_and_saves_the_article(services, tmp_path):
+    ws = Workspace(tmp_path)
+    s = EditorSession(ws)
+    updates = list(s.compose({"title": "The café", "length": 100, "image_count": 0}, [], services))
+    assert updates[0].status == "Writing…" and updates[0].draft
+    assert updates[-1].article_changed and updates[-1].status.startswith("Done: ")
+    assert s.article.title == "The café"
+    assert ws.load(s.article_id).current == s.article  # a reload finds it
+
+
+def test_a_bad_request_changes_nothing(services):
+    s = EditorSession()
+    s.push(article("kept"))
+    [update] = list(s.compose({"title": "  "}, [], services))
+    assert update.error and "title" in update.status
+    assert s.article.blocks[0].text == "kept"
+
+
+def test_stop_mid_compose_keeps_the_previous_article(services):
+    s = EditorSession()
+    s.push(article("kept"))
+    job = s.compose({"title": "The café", "length": 100}, [], services)
+    first = next(job)
+    assert first.status == "Writing…"
+    s.stop()
+    rest = list(job)
+    assert rest[-1].status.startswith("Stopped") and rest[-1].error
+    assert s.article.blocks[0].text == "kept"
+    # The model serves the next job at once.
+    assert list(s.compose({"title": "Again", "length": 100}, [], services))[-1].article_changed
