@@ -16,14 +16,16 @@ import argparse
 import html
 import json
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
 
 from composer.article import Article, Figure, Paragraph
-from composer.editor_session import EditorSession, SessionRegistry, Update, display_name
-from composer.export import article_fragment
+from composer.editor_session import (EditorSession, SessionRegistry, Update, block_key, display_name,
+                                     photo_statuses)
 from composer.images import MAX_FILE_BYTES, ImageError
 from composer.planner import edit as edits
 from composer.services import ServiceError, Services, load_services
@@ -32,23 +34,25 @@ from composer.workspace import Workspace
 MODEL = "model"  # the concurrency group of every event that runs the model
 PRIVATE = "private"  # UI-only events: not listed on the API page, not callable from programs
 
-# The preview is the exported article's body; this gives it the same reading layout.
-PREVIEW_CSS = """
-#preview .composer-article { font-family: "Iowan Old Style", "Palatino Linotype", Palatino, Georgia, "Noto Serif",
-  "Liberation Serif", "DejaVu Serif", serif; line-height: 1.65; max-width: 42rem; font-size: 1.05rem; }
-#preview figure { margin: 1.4em 0; text-align: center; }
-#preview img { max-width: 100%; border-radius: 4px; }
-#preview figcaption { font-style: italic; color: #666; font-size: 0.9em; margin-top: 0.4em; }
-#preview .draft { white-space: pre-wrap; font-family: Georgia, serif; color: #444; }
+# The article pane reads like the exported page (assets/article.css): serif prose, quiet
+# captions; each block's tools stay small under it. Columns wrap to full width on narrow screens.
+EDITOR_CSS = """
+#article, #draft { --prose: "Iowan Old Style", "Palatino Linotype", Palatino, Georgia, "Noto Serif",
+  "Liberation Serif", "DejaVu Serif", "Noto Serif CJK SC", serif; }
+#article .article-title { font-family: var(--prose); font-size: 2.1rem; line-height: 1.15; margin: 0.4rem 0 0.8rem; }
+#article .block { border: none; box-shadow: none; background: transparent; margin: 0 0 0.6rem; }
+#article .block-text textarea { font-family: var(--prose); font-size: 1.08rem; line-height: 1.65; color: #1f1d1a;
+  background: transparent; border: 1px solid transparent; padding: 0.2rem 0.3rem; }
+#article .block-text textarea:hover, #article .block-text textarea:focus { border-color: #e4ded4; background: #fdfcf9; }
+#article .heading .block-text textarea { font-size: 1.45rem; font-weight: 700; line-height: 1.25; }
+#article .block-tools { gap: 0.3rem; opacity: 0.55; }
+#article .block:hover .block-tools, #article .block:focus-within .block-tools { opacity: 1; }
+#article .block-tools button { flex: 0 0 auto; min-width: 0; }
+#article .figure-image img { border-radius: 4px; }
+#article .caption textarea { font-family: var(--prose); font-style: italic; text-align: center; color: #6b655c; }
+#article .empty-slot { color: #8a3b12; }
+#draft .draft { white-space: pre-wrap; font-family: var(--prose); font-size: 1.05rem; line-height: 1.6; color: #444; }
 """
-
-
-def block_label(i: int, block) -> str:
-    if isinstance(block, Figure):
-        name = display_name(block.image.path) if block.image else "empty slot"
-        return f"{i + 1}. [picture] {name}: {block.caption[:60]}"
-    kind = "heading" if block.is_heading else "¶"
-    return f"{i + 1}. {kind} {block.text[:70]}"
 
 
 def status_markdown(text: str) -> str:
@@ -56,8 +60,16 @@ def status_markdown(text: str) -> str:
     return html.escape(text)
 
 
+def draft_html(text: str) -> str:
+    return f'<div class="draft">{html.escape(text)}</div>'
+
+
+def title_html(article: Article) -> str:
+    return f'<h1 class="article-title">{html.escape(article.title)}</h1>'
+
+
 def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -> gr.Blocks:
-    model, library = services.model, services.library
+    library = services.library
     model_queue = dict(concurrency_id=MODEL, concurrency_limit=services.model_slots, api_visibility=PRIVATE)
     at_once = dict(concurrency_limit=None, api_visibility=PRIVATE)
 
@@ -65,10 +77,13 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         return sessions.get(request.session_hash)
 
     with gr.Blocks(title="composer", delete_cache=(3600, 24 * 3600)) as demo:
-        article_id = gr.BrowserState(None, storage_key="composer-article")
+        article_id = gr.BrowserState(None, storage_key="composer-article", secret=workspace.browser_secret())
+        # (tab, version) of the article the view shows: the view redraws when it changes. The
+        # article itself stays in the tab's session; a State holds only this small token.
+        shown = gr.State(None)
         gr.Markdown(f"# composer\nIllustrated articles. {services.describe()}", elem_id="header")
-        with gr.Row():
-            with gr.Column(scale=2):
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=340, elem_id="request"):
                 title = gr.Textbox(label="Title", elem_id="title")
                 outline = gr.Textbox(label="Outline (one point per line)", lines=4)
                 materials = gr.Textbox(label="Materials (facts, notes)", lines=5)
@@ -81,6 +96,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                     seed = gr.Number(value=0, precision=0, label="Seed")
                 photos = gr.File(label="Your photos", file_count="multiple", file_types=["image"], type="filepath",
                                  elem_id="photos")
+                photo_report = gr.Markdown(elem_id="photo-status")
                 with gr.Row():
                     compose_btn = gr.Button("Compose", variant="primary", elem_id="compose")
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -88,76 +104,134 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                     new_btn = gr.Button("New article", size="sm")
                     open_btn = gr.UploadButton("Open article.json or .zip", file_types=[".json", ".zip"],
                                                size="sm", elem_id="open")
-            with gr.Column(scale=3):
+            with gr.Column(scale=3, min_width=340, elem_id="article-pane"):
                 status = gr.Markdown("Fill in a title and press Compose.", elem_id="status")
-                preview = gr.HTML(elem_id="preview")
-        with gr.Group():
-            gr.Markdown("### Edit")
-            block = gr.Dropdown(label="Block", choices=[], interactive=True, elem_id="block")
-            instruction = gr.Textbox(label="Instruction, materials or outline for the new paragraph", lines=2)
-            with gr.Row():
-                rewrite_btn = gr.Button("Rewrite")
-                expand_btn = gr.Button("Expand")
-                shorten_btn = gr.Button("Shorten")
-                before_btn = gr.Button("Insert before")
-                after_btn = gr.Button("Insert after")
-                delete_btn = gr.Button("Delete")
-            with gr.Row():
-                text_box = gr.Textbox(label="Text or caption (your own words)", lines=3, elem_id="text")
-                save_text_btn = gr.Button("Save text / caption")
-            with gr.Row():
-                candidate = gr.Dropdown(label="Other pictures for this slot", choices=[], interactive=True)
-                swap_btn = gr.Button("Use this picture")
-                search_btn = gr.Button("Search library by caption", interactive=library is not None)
-                add_btn = gr.Button("Add picture after")
-                remove_btn = gr.Button("Remove picture")
-            with gr.Row():
-                undo_btn = gr.Button("Undo")
-                redo_btn = gr.Button("Redo")
-                export_btn = gr.Button("Export")
-                zip_file = gr.DownloadButton("Download .zip", visible=False)
-                html_file = gr.DownloadButton("Download .html", visible=False)
-                json_file = gr.DownloadButton("Download article.json", visible=False)
+                with gr.Row():
+                    undo_btn = gr.Button("Undo", size="sm")
+                    redo_btn = gr.Button("Redo", size="sm")
+                    export_btn = gr.Button("Export", size="sm")
+                with gr.Row():
+                    zip_file = gr.DownloadButton("Download .zip", visible=False, size="sm")
+                    html_file = gr.DownloadButton("Download .html", visible=False, size="sm")
+                    json_file = gr.DownloadButton("Download article.json", visible=False, size="sm")
+                instruction = gr.Textbox(label="Instruction for Rewrite / Expand / Shorten, or what a new paragraph "
+                                               "is about", lines=1, elem_id="instruction")
+                draft = gr.HTML(elem_id="draft")
+                with gr.Column(elem_id="article"):
+                    @gr.render(inputs=[shown])
+                    def article_view(token: tuple[str, int] | None):
+                        article = sessions.get(token[0]).article if token else None
+                        if article is None:
+                            gr.Markdown("The article appears here.", elem_classes="empty-article")
+                            return
+                        gr.HTML(title_html(article), key="title")
+                        for i, b in enumerate(article.blocks):
+                            key = block_key(b)
+                            if isinstance(b, Figure):
+                                figure_view(i, key, b)
+                            else:
+                                paragraph_view(i, key, b, article)
 
-        view = [status, preview, block, candidate, text_box]
+        outputs = [status, draft, shown]  # what every article event updates
 
-        def render(s: EditorSession, message: str, selected: int | None = None):
-            article = s.article
-            if article is None:
-                return (status_markdown(message), "", gr.Dropdown(choices=[], value=None),
-                        gr.Dropdown(choices=[], value=None), "")
-            choices = [(block_label(i, b), i) for i, b in enumerate(article.blocks)]
-            if selected is None or selected >= len(article.blocks):
-                selected = next((i for i, b in enumerate(article.blocks) if isinstance(b, Paragraph)), None)
-            return (status_markdown(message), article_fragment(article), gr.Dropdown(choices=choices, value=selected),
-                    *block_detail(article, selected))
+        def view(s: EditorSession, message: str):
+            return status_markdown(message), "", (s.key, s.version)
 
-        def block_detail(article: Article, index: int | None):
-            if index is None or index >= len(article.blocks):
-                return gr.Dropdown(choices=[], value=None), ""
-            b = article.blocks[index]
-            if isinstance(b, Figure):
-                cands = [(f"{display_name(c.image.path)} ({c.score:.2f})", k) for k, c in enumerate(b.candidates)]
-                return gr.Dropdown(choices=cands, value=None), b.caption
-            return gr.Dropdown(choices=[], value=None), b.text
-
-        def show(s: EditorSession, update: Update, selected: int | None = None):
-            """One step of a running job: the draft streams into the preview (compose) and the
-            status line; the article view changes only when the job has changed the article."""
+        def show(s: EditorSession, update: Update):
+            """One step of a running job: the text streams into the draft above the article;
+            the article view changes only when the job has changed the article."""
             if update.article_changed or update.error:
-                return render(s, update.status, selected)
-            preview_ = (f'<div class="draft">{html.escape(update.draft)}</div>' if update.draft is not None
-                        else gr.skip())
-            return status_markdown(update.status), preview_, gr.skip(), gr.skip(), gr.skip()
+                return view(s, update.status)
+            return (status_markdown(update.status),
+                    draft_html(update.draft) if update.draft is not None else gr.skip(), gr.skip())
+
+        # --- one block's controls (built by the render above, for this version) ----------------
+        def plain(index: int, key: str, edit, done: str):
+            def handler(value, request: gr.Request):
+                s = session_of(request)
+                return view(s, s.edit(lambda a: edit(a, index, value), index, key, done).status)
+
+            return handler
+
+        def model_job(op: str, index: int, key: str):
+            def handler(extra, request: gr.Request):
+                s = session_of(request)
+                for update in s.model_edit(op, index, extra or "", services, key):
+                    yield show(s, update)
+
+            return handler
+
+        def paragraph_view(i: int, key: str, p: Paragraph, article: Article):
+            with gr.Group(elem_classes=["block", "heading" if p.is_heading else "paragraph"]):
+                text = gr.Textbox(p.text, show_label=False, lines=1 if p.is_heading else 2, max_lines=40,
+                                  key=("text", i, key), elem_classes=["block-text"], container=False)
+                text.blur(plain(i, key, lambda a, idx, t: edits.update_text(a, idx, t)
+                                if t.strip() != a.blocks[idx].text.strip() else a, "Text saved."), [text], outputs,
+                          **at_once)
+                with gr.Row(elem_classes=["block-tools"]):
+                    if not p.is_heading:
+                        for label, op in (("Rewrite", "rewrite"), ("Expand", "expand"), ("Shorten", "shorten")):
+                            b = gr.Button(label, size="sm", key=(op, i, key))
+                            b.click(model_job(op, i, key), [instruction], outputs, **model_queue)
+                    for label, op in (("Insert before", "before"), ("Insert after", "after")):
+                        b = gr.Button(label, size="sm", key=(op, i, key))
+                        b.click(model_job(op, i, key), [instruction], outputs, **model_queue)
+                    next_is_figure = i + 1 < len(article.blocks) and isinstance(article.blocks[i + 1], Figure)
+                    if not p.is_heading and not next_is_figure:
+                        b = gr.Button("Add picture after", size="sm", key=("add", i, key))
+                        b.click(model_job("add_picture", i, key), [instruction], outputs, **model_queue)
+                    gr.Button("Delete", size="sm", variant="stop", key=("del", i, key)).click(
+                        plain(i, key, lambda a, idx, _: edits.delete_block(a, idx), "Paragraph deleted."),
+                        [instruction], outputs,
+                        **at_once)
+
+        def figure_view(i: int, key: str, f: Figure):
+            with gr.Group(elem_classes=["block", "figure"]):
+                if f.image is not None:
+                    gr.Image(f.image.path, show_label=False, interactive=False, height=320, key=("img", i, key),
+                             elem_classes=["figure-image"], buttons=[])
+                else:
+                    gr.Markdown("**Empty slot**: click one of its candidates below to fill it.",
+                                elem_classes=["empty-slot"])
+                caption = gr.Textbox(f.caption, label="Caption", lines=1, key=("cap", i, key),
+                                     elem_classes=["caption"])
+                caption.blur(plain(i, key, lambda a, idx, t: edits.set_caption(a, idx, t)
+                                   if t.strip() != a.blocks[idx].caption.strip() else a, "Caption saved."),
+                             [caption], outputs,
+                             **at_once)
+                if f.candidates:
+                    gallery = gr.Gallery([(c.image.path, f"{display_name(c.image.path)} · {c.score:.2f}")
+                                          for c in f.candidates], label="Other pictures: click one to use it",
+                                         columns=6, height=150, allow_preview=False, object_fit="cover",
+                                         key=("cands", i, key), elem_classes=["candidates"], buttons=[])
+
+                    def pick(evt: gr.SelectData, request: gr.Request, index=i, key=key):
+                        s = session_of(request)
+                        return view(s, s.edit(lambda a: edits.swap_figure(a, index, int(evt.index)), index, key,
+                                              "Picture swapped.").status)
+
+                    gallery.select(pick, None, outputs, **at_once)
+                with gr.Row(elem_classes=["block-tools"]):
+                    if library is not None:
+                        query = gr.Textbox(placeholder="Search the library by a new caption", show_label=False,
+                                           container=False, key=("q", i, key), scale=3)
+                        search = gr.Button("Search library", size="sm", key=("search", i, key))
+                        search.click(plain(i, key, lambda a, idx, t: edits.search_figure(a, idx, t, library),
+                                           "Picture found in the library."),
+                                     [query], outputs, **at_once)
+                    gr.Button("Remove picture", size="sm", variant="stop", key=("rm", i, key)).click(
+                        plain(i, key, lambda a, idx, _: edits.remove_figure(a, idx), "Picture removed."),
+                        [instruction], outputs,
+                        **at_once)
 
         # --- a tab opens: take up its saved article ------------------------------------------
         def on_load(saved_id, request: gr.Request):
             s = session_of(request)
             if s.article is None and s.resume(saved_id):
-                return s.article_id, *render(s, "Your article is back. Keep editing.")
-            return s.article_id or saved_id, *render(s, "Fill in a title and press Compose.")
+                return s.article_id, *view(s, "Your article is back. Keep editing.")
+            return s.article_id or saved_id, *view(s, "Fill in a title and press Compose.")
 
-        demo.load(on_load, [article_id], [article_id, *view], **at_once)
+        demo.load(on_load, [article_id], [article_id, *outputs], **at_once)
 
         def on_unload(request: gr.Request):
             sessions.close(request.session_hash)
@@ -165,9 +239,13 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         demo.unload(on_unload)
 
         # --- compose -------------------------------------------------------------------------
-        def waiting(request: gr.Request):
-            busy = services.model.busy
-            return status_markdown("Waiting for the model (another writer is using it)…" if busy else "Starting…")
+        def waiting():
+            return status_markdown("Waiting for the model (another writer is using it)…" if services.model.busy
+                                   else "Starting…")
+
+        def photo_lines(s: EditorSession) -> str:
+            return "\n".join(f"- {html.escape(p.name)}: {html.escape(p.describe())}"
+                             for p in photo_statuses(s.article, s.uploads))
 
         def on_compose(title_, outline_, materials_, style_, length_, language_, count_, files, seed_,
                        request: gr.Request):
@@ -175,97 +253,44 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
             fields = {"title": title_, "outline": outline_ or "", "materials": materials_ or "", "style": style_ or "",
                       "length": int(length_), "language": language_, "image_count": count_}
             for update in s.compose(fields, files or [], services, seed=int(seed_ or 0)):
-                yield s.article_id, *show(s, update)
+                report = photo_lines(s) if update.article_changed else gr.skip()
+                yield s.article_id, report, *show(s, update)
 
         compose_inputs = [title, outline, materials, style, length, language, count, photos, seed]
         compose_evt = compose_btn.click(waiting, None, status, **at_once).then(
-            on_compose, compose_inputs, [article_id, *view], **model_queue)
-
-        # --- edits that run the model ---------------------------------------------------------
-        def model_edit(op: str):
-            def handler(index, extra, request: gr.Request):
-                s = session_of(request)
-                if index is None:
-                    yield render(s, "Compose an article first, then pick a block.")
-                    return
-                for update in s.model_edit(op, int(index), extra or "", services):
-                    yield show(s, update, int(index))
-
-            return handler
-
-        model_events = [compose_evt]
-        for button, op in ((rewrite_btn, "rewrite"), (expand_btn, "expand"), (shorten_btn, "shorten"),
-                           (before_btn, "before"), (after_btn, "after"), (add_btn, "add_picture")):
-            model_events.append(button.click(model_edit(op), [block, instruction], view, **model_queue))
-
+            on_compose, compose_inputs, [article_id, photo_report, *outputs], **model_queue)
         def on_stop(request: gr.Request):
             session_of(request).stop()
 
-        stop_btn.click(on_stop, None, None, cancels=model_events, **at_once)
+        # Stop sets the writer's stop event: their running or queued model call ends at the next
+        # token (the worker frees the model) and the job reports "Stopped"; a compose still
+        # waiting in Gradio's queue is cancelled there.
+        stop_btn.click(on_stop, None, None, cancels=[compose_evt], **at_once)
 
-        # --- edits that need no model: at once --------------------------------------------------
-        def plain_edit(run):
-            def handler(index, *args, request: gr.Request):
-                s = session_of(request)
-                if index is None:
-                    return render(s, "Compose an article first, then pick a block.")
-                update = s.edit(lambda a: run(a, int(index), *args))
-                return render(s, update.status, int(index))
-
-            return handler
-
-        def delete(a, i):
-            return edits.remove_figure(a, i) if isinstance(a.blocks[i], Figure) else edits.delete_block(a, i)
-
-        def save_text(a, i, t):
-            return edits.set_caption(a, i, t) if isinstance(a.blocks[i], Figure) else edits.update_text(a, i, t)
-
-        def swap(a, i, k):
-            if k is None:
-                raise edits.EditError("pick one of the other pictures first")
-            return edits.swap_figure(a, i, int(k))
-
-        delete_btn.click(plain_edit(delete), [block], view, **at_once)
-        remove_btn.click(plain_edit(edits.remove_figure), [block], view, **at_once)
-        save_text_btn.click(plain_edit(save_text), [block, text_box], view, **at_once)
-        swap_btn.click(plain_edit(swap), [block, candidate], view, **at_once)
-        if library is not None:
-            search_btn.click(plain_edit(lambda a, i, t: edits.search_figure(a, i, t, library)), [block, text_box],
-                             view, **at_once)
-
+        # --- undo, redo, new, open, export -------------------------------------------------------
         def undo_redo(forward: bool):
-            def handler(index, request: gr.Request):
+            def handler(request: gr.Request):
                 s = session_of(request)
-                message = s.redo() if forward else s.undo()
-                return render(s, message, int(index) if index is not None else None)
+                return view(s, s.redo() if forward else s.undo())
 
             return handler
 
-        undo_btn.click(undo_redo(False), [block], view, **at_once)
-        redo_btn.click(undo_redo(True), [block], view, **at_once)
+        undo_btn.click(undo_redo(False), None, outputs, **at_once)
+        redo_btn.click(undo_redo(True), None, outputs, **at_once)
 
-        def on_select(index, request: gr.Request):
-            article = session_of(request).article
-            if article is None or index is None:
-                return gr.Dropdown(choices=[], value=None), ""
-            return block_detail(article, int(index))
-
-        block.input(on_select, [block], [candidate, text_box], **at_once)
-
-        # --- new, open, export --------------------------------------------------------------
         def on_new(request: gr.Request):
             s = session_of(request)
             s.start_new()
-            return None, *render(s, "A new article: fill in a title and press Compose.")
+            return None, *view(s, "A new article: fill in a title and press Compose.")
 
-        new_btn.click(on_new, None, [article_id, *view], **at_once)
+        new_btn.click(on_new, None, [article_id, *outputs], **at_once)
 
         def on_open(path, request: gr.Request):
             s = session_of(request)
             message = s.open_file(path) if path else "Choose an article.json or a .zip to open."
-            return s.article_id, *render(s, message)
+            return s.article_id, *view(s, message)
 
-        open_btn.upload(on_open, [open_btn], [article_id, *view], **at_once)
+        open_btn.upload(on_open, [open_btn], [article_id, *outputs], **at_once)
 
         def on_export(request: gr.Request):
             s = session_of(request)
@@ -290,6 +315,16 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
             api_zip = gr.File(label="article.zip")
             api_btn = gr.Button("compose (API)")
 
+        def api_folder() -> Path:
+            """A folder for one API answer until Gradio has copied it out; answers older than an
+            hour are removed on the next call."""
+            root = workspace.root / "api"
+            root.mkdir(exist_ok=True)
+            for old in root.iterdir():
+                if time.time() - old.stat().st_mtime > 3600:
+                    shutil.rmtree(old, ignore_errors=True)
+            return Path(tempfile.mkdtemp(dir=root))
+
         def api_compose(request_json: str, images: list[str] | None):
             """Compose an article from a request (JSON: title, outline, materials, style, length,
             language, image_count) and the writer's images; returns article.json and the zip."""
@@ -297,16 +332,16 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                 fields = json.loads(request_json or "")
             except ValueError as exc:
                 raise gr.Error(f"the request is not JSON ({exc})")
+            seed_ = fields.get("seed", 0) if isinstance(fields, dict) else 0
             job = EditorSession()
-            last = None
+            keep = api_folder()
             try:
-                for update in job.compose(fields, images or [], services, seed=int(fields.get("seed") or 0)
-                                          if isinstance(fields, dict) else 0):
+                last = None
+                for update in job.compose(fields, images or [], services, seed=int(seed_ or 0)):
                     last = update
                 if last is None or last.error or job.article is None:
-                    raise gr.Error(last.status if last else "nothing was composed")
+                    raise gr.Error(last.status.lstrip("⚠️ ") if last else "nothing was composed")
                 paths = job.export()
-                keep = Path(tempfile.mkdtemp(prefix="composer-api-"))
                 out = {k: keep / paths[k].name for k in ("json", "zip")}
                 for k in out:
                     out[k].write_bytes(paths[k].read_bytes())
@@ -351,7 +386,8 @@ def main() -> None:
     sessions = SessionRegistry(lambda: EditorSession(workspace))
     demo = build(services, workspace, sessions)
     demo.queue(default_concurrency_limit=None)
-    demo.launch(server_name=args.host, server_port=args.port, show_error=True, css=PREVIEW_CSS, auth=auth,
+    demo.launch(server_name=args.host, server_port=args.port, show_error=True, css=EDITOR_CSS, auth=auth,
+                allowed_paths=[str(workspace.root)] + ([str(services.library.folder)] if services.library else []),
                 max_file_size=MAX_FILE_BYTES)
 
 

@@ -104,7 +104,7 @@ class EditorPage:
     """One writer's tab, driven by what the writer sees (labels, buttons, the status line)."""
 
     STATUS = "#status"
-    ARTICLE = "#preview"
+    ARTICLE = "#article"
 
     def __init__(self, page, url: str):
         self.page = page
@@ -167,15 +167,49 @@ class EditorPage:
         self.page.get_by_role("button", name=name, exact=True).click()
 
     def article_text(self) -> str:
-        return self.page.locator(self.ARTICLE).inner_text()
+        """The article as the writer reads it: title, then every block's text and caption."""
+        return self.page.evaluate("""() => {
+            const root = document.querySelector('#article');
+            const title = root.querySelector('.article-title');
+            const parts = [title ? title.innerText : ''];
+            root.querySelectorAll('textarea').forEach(t => parts.push(t.value));
+            return parts.join('\\n');
+        }""")
+
+    def pictures(self) -> int:
+        return self.page.locator(f"{self.ARTICLE} .figure-image img").count()
+
+    def edit_text(self, block: int, text: str) -> None:
+        """Type into block `block`'s text (0 = the first paragraph or heading) and leave it."""
+        box = self.page.locator(f"{self.ARTICLE} .block-text textarea").nth(block)
+        box.fill(text)
+        box.press("Tab")
+
+    def click_first(self, button: str) -> str:
+        """Click the first button of that name in the article; returns the status before."""
+        before = self.status()
+        self.page.get_by_role("button", name=button, exact=True).first.click()
+        return before
 
     def act(self, button: str, *expect: str, timeout_s: float = 60) -> str:
-        """Click a button and wait until the status line says one of `expect`."""
+        """Click a button and wait until the status line says one of `expect` (a new status:
+        each action's message differs from the one before it)."""
+        before = self.status()
         self.click(button)
+        return self.wait_for_status(*expect, before=before, timeout_s=timeout_s)
+
+    def wait_for_status(self, *expect: str, before: str | None = None, timeout_s: float = 60) -> str:
         deadline = time.time() + timeout_s
         while time.time() < deadline:
             text = self.status()
-            if any(e in text for e in expect):
+            if text != before and any(e in text for e in expect):
                 return text
             self.page.wait_for_timeout(50)
-        raise TimeoutError(f"{button}: the status says {self.status()!r}, not any of {expect}")
+        raise TimeoutError(f"the status says {self.status()!r}, not any of {expect}")
+
+    def wait_until(self, condition, timeout_s: float = 30) -> None:
+        deadline = time.time() + timeout_s
+        while not condition():
+            if time.time() > deadline:
+                raise TimeoutError(f"the page did not settle; the status says {self.status()!r}")
+            self.page.wait_for_timeout(100)

@@ -6,6 +6,7 @@ closes are decided (and tested) here.
 """
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 import threading
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from composer.article import Article
+from composer.article import Article, Block, Figure
 from composer.export import write_bundle
 from composer.images import ImageError, LoadedImage, load_image
 from composer.model.base import ModelError, Prompt, Sampling
@@ -28,6 +29,7 @@ from composer.services import Services, compose_summary, plural
 from composer.workspace import Workspace, WorkspaceError, map_images
 
 EXPORT_PREFIX = "composer-export-"
+STALE = "⚠️ That block has changed since you saw it (another edit came first); nothing was done."
 
 
 def display_name(path: str | Path) -> str:
@@ -72,6 +74,47 @@ class Update:
     error: bool = False
 
 
+def block_key(block: Block) -> str:
+    """A short name for a block's content. A view built from one version of the article sends
+    it back with an edit, so an edit aimed at a block that another edit has since changed or
+    moved is refused instead of landing on the wrong block."""
+    return hashlib.sha1(repr(block).encode("utf-8")).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class PhotoStatus:
+    name: str
+    path: str
+    placed_at: int | None  # the block index of its figure, or None
+    reason: str  # why an unused photo is not in the article ("" when placed)
+
+    def describe(self) -> str:
+        if self.placed_at is not None:
+            return f"placed (picture {self.placed_at + 1})"
+        return f"unused: {self.reason}" if self.reason else "unused"
+
+
+def photo_statuses(article: Article | None, uploads: Sequence[LoadedImage]) -> list[PhotoStatus]:
+    """What became of each of the writer's photos: where it is placed, or why it is not. The
+    planner's reasons (article.metadata["uploads"]) are used where it gave them; otherwise a
+    photo is placed if a figure shows the same content."""
+    blocks = article.blocks if article is not None else ()
+    at = {b.image.sha256: i for i, b in enumerate(blocks) if isinstance(b, Figure) and b.image is not None}
+    reasons = {}
+    for entry in (article.metadata.get("uploads") or []) if article is not None else []:
+        if isinstance(entry, dict) and entry.get("sha256"):
+            reasons[entry["sha256"]] = str(entry.get("reason") or "")
+    out = []
+    for upload in uploads:
+        sha = upload.ref.sha256
+        placed = at.get(sha)
+        reason = "" if placed is not None else reasons.get(sha, "not in the article" if article is not None else "")
+        out.append(PhotoStatus(display_name(upload.ref.path), upload.ref.path, placed, reason))
+    return out
+
+
+_EDIT_DONE = {"rewrite": "Rewritten.", "expand": "Expanded.", "shorten": "Shortened.",
+              "before": "Paragraph inserted.", "after": "Paragraph inserted.", "add_picture": "Picture added."}
 _STAGE_WORDS = {"segment": "Splitting into paragraphs…", "place": "Choosing where pictures go…",
                 "caption": "Writing captions…", "select": "Choosing pictures…"}
 
@@ -93,6 +136,9 @@ class EditorSession:
         self.article_id: str | None = None
         self.stop_event = threading.Event()
         self.closed = False
+        # Counts changes to what the article view shows, so a view knows when to redraw.
+        self.version = 0
+        self.key: str | None = None  # the registry's name for this session (a browser tab)
 
     # --- the article -----------------------------------------------------------------------
     @property
@@ -114,6 +160,7 @@ class EditorSession:
                 self._history = History(article)
             else:
                 self._history.push(article)
+            self.version += 1
             self._save()
             return article
 
@@ -132,18 +179,21 @@ class EditorSession:
             return False
         with self._lock:
             self._history, self.article_id = history, article_id
+            self.version += 1
         return True
 
     def start_new(self) -> None:
         """Compose the next article as a new one (the saved one stays on disk)."""
         with self._lock:
             self._history, self.article_id = None, None
+            self.version += 1
 
     def undo(self) -> str:
         with self._lock:
             if self._history is None or not self._history.can_undo:
                 return "Nothing to undo."
             self._history.undo()
+            self.version += 1
             self._save()
         return "Undone."
 
@@ -152,6 +202,7 @@ class EditorSession:
             if self._history is None or not self._history.can_redo:
                 return "Nothing to redo."
             self._history.redo()
+            self.version += 1
             self._save()
         return "Redone."
 
@@ -217,11 +268,19 @@ class EditorSession:
         except ModelError as exc:
             yield Update(f"⚠️ The model failed: {exc}. The article is as it was.", error=True)
 
-    def model_edit(self, op: str, index: int, extra: str, services: Services) -> Iterator[Update]:
+    def still_there(self, index: int | None, key: str) -> bool:
+        article = self.article
+        return (article is not None and index is not None and 0 <= index < len(article.blocks)
+                and block_key(article.blocks[index]) == key)
+
+    def model_edit(self, op: str, index: int, extra: str, services: Services, key: str | None = None) -> Iterator[Update]:
         """rewrite | expand | shorten | before | after | add_picture on block `index`."""
         article = self.article
         if article is None:
             yield Update("Compose an article first.", error=True)
+            return
+        if key is not None and not self.still_there(index, key):
+            yield Update(STALE, error=True)
             return
         model = self._job_model(services)
         seed = int(article.metadata.get("seed") or 0)
@@ -247,23 +306,27 @@ class EditorSession:
                                      error=True)
                         return
                     self.push(event.data["article"])
-                    yield Update("Edited. Undo brings the previous version back.", article_changed=True)
+                    yield Update(f"{_EDIT_DONE[op]} Undo brings the previous version back.", article_changed=True)
         except Cancelled:
             yield Update("Stopped. The article is as it was.", error=True)
         except (edits.EditError, ModelError, ImageError) as exc:
             yield Update(f"⚠️ {exc}", error=True)
 
-    def edit(self, fn: Callable[[Article], Article]) -> Update:
-        """An edit that needs no model (text, caption, swap, delete): applied at once."""
+    def edit(self, fn: Callable[[Article], Article], index: int | None = None, key: str | None = None,
+             done: str = "Edited.") -> Update:
+        """An edit that needs no model (text, caption, swap, delete): applied at once. With
+        `key`, only if block `index` is still the block the writer saw (see block_key)."""
         with self._lock:
             article = self.article
             if article is None:
                 return Update("Compose an article first.", error=True)
+            if key is not None and not self.still_there(index, key):
+                return Update(STALE, error=True)
             try:
                 self.push(fn(article))
             except (edits.EditError, ImageError, IndexError) as exc:
                 return Update(f"⚠️ {exc}", error=True)
-        return Update("Edited. Undo brings the previous version back.", article_changed=True)
+        return Update(f"{done} Undo brings the previous version back.", article_changed=True)
 
     # --- open -------------------------------------------------------------------------------
     def open_file(self, path: str | Path) -> str:
@@ -340,6 +403,7 @@ class SessionRegistry:
             session = self._sessions.get(key)
             if session is None:
                 session = self._sessions[key] = self._factory()
+                session.key = key
             return session
 
     def close(self, key: str) -> None:

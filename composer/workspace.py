@@ -116,6 +116,22 @@ class Workspace:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
+    def browser_secret(self) -> str:
+        """The key a browser's saved article id is encrypted with, kept with the articles so that
+        a restarted server still reads what browsers saved before."""
+        path = self.root / ".browser-secret"
+        try:
+            return path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            pass
+        import secrets
+
+        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(secrets.token_hex(16))
+        os.replace(path.with_suffix(".tmp"), path)
+        return path.read_text(encoding="ascii").strip()
+
     # --- ids -------------------------------------------------------------------------------
     def create(self) -> str:
         article_id = uuid.uuid4().hex

@@ -36,35 +36,44 @@ def editor(browser, server, **kw) -> EditorPage:
     return EditorPage(context.new_page(), server.url)
 
 
-def test_compose_edit_undo_export(server, browser, tmp_path):
+def test_compose_edit_undo_export_reload_reopen(server, browser, tmp_path):
     w = editor(browser, server)
     status = w.compose("A morning at the café", length=SHORT, pictures="2", photos=PHOTOS, timeout_s=TIMEOUT_S)
     assert "Done" in status, server.log[-3000:]
     page = w.page
     page.screenshot(path=str(screenshot_dir() / "editor-composed.png"), full_page=True)
-    preview = page.locator("#preview")
-    assert preview.locator("figure img").count() == 2
-    assert preview.locator("h1").inner_text() == "A morning at the café"
-    original = preview.inner_text()
+    assert w.pictures() == 2
+    assert page.locator("#article .article-title").inner_text() == "A morning at the café"
+    assert "cat.jpg: placed" in page.locator("#photo-status").inner_text()
+    assert "coffee.jpg: placed" in page.locator("#photo-status").inner_text()
+    original = w.article_text()
 
-    # Shorten the first paragraph: the text streams, then the preview changes.
-    w.act("Shorten", "Edited", "⚠", timeout_s=TIMEOUT_S)
-    edited = preview.inner_text()
+    # Shorten the first paragraph, from its own tools: the text streams, then the article changes.
+    before = w.click_first("Shorten")
+    w.wait_for_status("Shortened", "⚠", before=before, timeout_s=TIMEOUT_S)
+    page.wait_for_function("document.querySelectorAll('#article .block-text textarea').length > 0")
+    edited = w.article_text()
     assert edited != original
     w.act("Undo", "Undone")
-    page.wait_for_function("document.querySelector('#preview').innerText === %r" % original)
+    w.wait_until(lambda: w.article_text() == original)
     w.act("Redo", "Redone")
-    page.wait_for_function("document.querySelector('#preview').innerText === %r" % edited)
+    w.wait_until(lambda: w.article_text() == edited)
 
-    # Remove a picture: pick the first picture block in the block list.
-    page.get_by_label("Block", exact=True).click()
-    page.get_by_role("option", name="[picture]").first.click()
-    w.act("Remove picture", "Edited")
-    page.wait_for_function("document.querySelectorAll('#preview figure img').length === 1")
+    # Swap a picture by clicking a candidate thumbnail, when the slot offers one.
+    thumbs = page.locator("#article .candidates button, #article .candidates .thumbnail-item")
+    if thumbs.count():
+        before = w.status()
+        thumbs.first.click()
+        w.wait_for_status("Picture swapped", "⚠", before=before)
 
-    kept = preview.inner_text()
+    # Remove a picture with its own button.
+    before = w.click_first("Remove picture")
+    w.wait_for_status("Picture removed", before=before)
+    w.wait_until(lambda: w.pictures() == 1)
+    page.screenshot(path=str(screenshot_dir() / "editor-edited.png"), full_page=True)
+
+    kept = w.article_text()
     w.act("Export", "Exported")
-    page.screenshot(path=str(screenshot_dir() / "editor-exported.png"), full_page=True)
     with page.expect_download() as dl:
         page.get_by_role("button", name="Download .zip").click()
     path = tmp_path / "article.zip"
@@ -81,17 +90,22 @@ def test_compose_edit_undo_export(server, browser, tmp_path):
     # The article survives a reload: the browser keeps its id, the server keeps the article.
     page.reload()
     page.wait_for_selector("#status:has-text('back')", timeout=60_000)
-    assert preview.inner_text() == kept
+    w.wait_until(lambda: w.article_text() == kept)
     w.act("Undo", "Undone")  # ...and so does its history
-    page.wait_for_function("document.querySelectorAll('#preview figure img').length === 2")
+    w.wait_until(lambda: w.pictures() == 2)
     page.context.close()
 
-    # A writer reopens the exported article.json in a fresh browser to keep editing.
+    # A writer reopens the exported zip in a fresh browser to keep editing, pictures and all.
     other = editor(browser, server)
+    other.page.locator("#open input[type=file]").set_input_files(str(path))
+    other.page.wait_for_selector("#status:has-text('Opened article.zip')", timeout=60_000)
+    other.wait_until(lambda: other.article_text() == kept)
+    assert other.pictures() == 1
+    other.page.screenshot(path=str(screenshot_dir() / "editor-reopened.png"), full_page=True)
+    # ...or the lone article.json: its text, its picture slots empty.
     other.page.locator("#open input[type=file]").set_input_files(str(tmp_path / "article.json"))
     other.page.wait_for_selector("#status:has-text('Opened article.json')", timeout=60_000)
-    assert other.page.locator("#preview h1").inner_text() == "A morning at the café"
-    other.page.screenshot(path=str(screenshot_dir() / "editor-reopened.png"), full_page=True)
+    other.wait_until(lambda: other.pictures() == 0 and "A morning at the café" in other.article_text())
     other.page.context.close()
 
 
@@ -101,12 +115,12 @@ def test_hostile_title_is_text_and_sessions_are_separate(server, browser):
     hostile = '<img src=x onerror="document.title=\'pwned\'">Café'
     first.compose(hostile, length=SHORT, timeout_s=TIMEOUT_S)
     assert first.page.title() != "pwned"
-    assert first.page.locator("#preview img[onerror]").count() == 0
-    assert hostile in first.page.locator("#preview h1").inner_text()
+    assert first.page.locator("#article img[onerror]").count() == 0
+    assert hostile in first.page.locator("#article .article-title").inner_text()
     # The other writer's page has no article and no history to undo, and says so.
-    assert second.article_text().strip() == ""
+    assert second.page.locator("#article textarea").count() == 0
     second.act("Undo", "Nothing to undo")
-    assert second.article_text().strip() == ""
+    assert second.page.locator("#article textarea").count() == 0
     first.page.context.close()
     second.page.context.close()
 

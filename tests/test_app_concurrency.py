@@ -47,8 +47,9 @@ def assert_composes(browser, server, title: str) -> None:
 def test_undo_redo_storm_during_a_compose_leaves_the_model_serving(server, browser):
     c = writer(browser, server)
     assert "Done" in c.compose("Tea at five", length=SHORT, timeout_s=TIMEOUT_S)
-    c.click("Shorten")  # a second version, so that Undo and Redo have something to do
-    c.wait_done(TIMEOUT_S)
+    before = c.status()
+    c.edit_text(1, "A second version, so that Undo and Redo have something to do.")
+    c.wait_for_status("Text saved", before=before, timeout_s=TIMEOUT_S)
 
     d = writer(browser, server)
     d.fill_request("A long morning at the café", length=300)
@@ -94,8 +95,9 @@ def test_undo_text_edit_and_export_do_not_wait_for_another_writers_compose(serve
     c.act("Undo", "Nothing to undo", "Undone", timeout_s=TIMEOUT_S)
     took["undo"] = time.time() - t0
     t0 = time.time()
-    c.page.locator("#text textarea").fill("My own words, written by hand.")
-    c.act("Save text / caption", "Edited", timeout_s=TIMEOUT_S)
+    before = c.status()
+    c.edit_text(1, "My own words, written by hand.")
+    c.wait_for_status("Text saved", before=before, timeout_s=TIMEOUT_S)
     took["text edit"] = time.time() - t0
     t0 = time.time()
     c.act("Export", "Exported", timeout_s=TIMEOUT_S)

@@ -113,3 +113,9 @@ def test_a_failed_write_leaves_the_previous_version(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert ws.load(aid).current.blocks[0].text == "one"
     assert sorted(p.name for p in ws.folder(aid).iterdir()) == ["article.json", "history.json", "images"]
+
+
+def test_the_browser_secret_outlives_a_restart(tmp_path):
+    first = Workspace(tmp_path).browser_secret()
+    assert len(first) == 32 and Workspace(tmp_path).browser_secret() == first
+    assert (tmp_path / ".browser-secret").stat().st_mode & 0o077 == 0
