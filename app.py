@@ -28,7 +28,8 @@ from composer.editor_session import (EditorSession, SessionRegistry, Update, blo
                                      photo_statuses)
 from composer.images import MAX_FILE_BYTES, ImageError
 from composer.planner import edit as edits
-from composer.services import ServiceError, Services, load_services
+from composer.retrieval import LibraryError
+from composer.services import ServiceError, Services, add_to_library, library_summary, load_services
 from composer.workspace import Workspace
 
 MODEL = "model"  # the concurrency group of every event that runs the model
@@ -40,13 +41,13 @@ EDITOR_CSS = """
 #article, #draft { --prose: "Iowan Old Style", "Palatino Linotype", Palatino, Georgia, "Noto Serif",
   "Liberation Serif", "DejaVu Serif", "Noto Serif CJK SC", serif; }
 #article .article-title { font-family: var(--prose); font-size: 2.1rem; line-height: 1.15; margin: 0.4rem 0 0.8rem; }
-#article .block { border: none; box-shadow: none; background: transparent; margin: 0 0 0.6rem; }
+#article .c-block { border: none; box-shadow: none; background: transparent; margin: 0 0 0.6rem; }
 #article .block-text textarea { font-family: var(--prose); font-size: 1.08rem; line-height: 1.65; color: #1f1d1a;
   background: transparent; border: 1px solid transparent; padding: 0.2rem 0.3rem; }
 #article .block-text textarea:hover, #article .block-text textarea:focus { border-color: #e4ded4; background: #fdfcf9; }
-#article .heading .block-text textarea { font-size: 1.45rem; font-weight: 700; line-height: 1.25; }
+#article .c-heading .block-text textarea { font-size: 1.45rem; font-weight: 700; line-height: 1.25; }
 #article .block-tools { gap: 0.3rem; opacity: 0.55; }
-#article .block:hover .block-tools, #article .block:focus-within .block-tools { opacity: 1; }
+#article .c-block:hover .block-tools, #article .c-block:focus-within .block-tools { opacity: 1; }
 #article .block-tools button { flex: 0 0 auto; min-width: 0; }
 #article .figure-image img { border-radius: 4px; }
 #article .caption textarea { font-family: var(--prose); font-style: italic; text-align: center; color: #6b655c; }
@@ -104,6 +105,18 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                     new_btn = gr.Button("New article", size="sm")
                     open_btn = gr.UploadButton("Open article.json or .zip", file_types=[".json", ".zip"],
                                                size="sm", elem_id="open")
+                with gr.Accordion("Picture library", open=False, elem_id="library"):
+                    library_info = gr.Markdown(html.escape(library_summary(library)), elem_id="library-info")
+                    if library is not None:
+                        library_add = gr.File(label="Add pictures to the library", file_count="multiple",
+                                              file_types=["image"], type="filepath")
+                        resync_btn = gr.Button("Re-sync the library", size="sm")
+                        with gr.Row():
+                            library_query = gr.Textbox(placeholder="Search the library by text", show_label=False,
+                                                       container=False, scale=3)
+                            library_search_btn = gr.Button("Search", size="sm", scale=1)
+                        library_hits = gr.Gallery(label="Found", columns=4, height=220, allow_preview=True,
+                                                  object_fit="cover", buttons=[])
             with gr.Column(scale=3, min_width=340, elem_id="article-pane"):
                 status = gr.Markdown("Fill in a title and press Compose.", elem_id="status")
                 with gr.Row():
@@ -124,7 +137,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                         if article is None:
                             gr.Markdown("The article appears here.", elem_classes="empty-article")
                             return
-                        gr.HTML(title_html(article), key="title")
+                        gr.HTML(title_html(article), key="title", container=False)
                         for i, b in enumerate(article.blocks):
                             key = block_key(b)
                             if isinstance(b, Figure):
@@ -132,10 +145,14 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                             else:
                                 paragraph_view(i, key, b, article)
 
-        outputs = [status, draft, shown]  # what every article event updates
+        outputs = [status, draft, shown, photo_report]  # what every article event updates
+
+        def photo_lines(s: EditorSession) -> str:
+            return "\n".join(f"- {html.escape(p.name)}: {html.escape(p.describe())}"
+                             for p in photo_statuses(s.article, s.uploads))
 
         def view(s: EditorSession, message: str):
-            return status_markdown(message), "", (s.key, s.version)
+            return status_markdown(message), "", (s.key, s.version), photo_lines(s)
 
         def show(s: EditorSession, update: Update):
             """One step of a running job: the text streams into the draft above the article;
@@ -143,7 +160,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
             if update.article_changed or update.error:
                 return view(s, update.status)
             return (status_markdown(update.status),
-                    draft_html(update.draft) if update.draft is not None else gr.skip(), gr.skip())
+                    draft_html(update.draft) if update.draft is not None else gr.skip(), gr.skip(), gr.skip())
 
         # --- one block's controls (built by the render above, for this version) ----------------
         def plain(index: int, key: str, edit, done: str):
@@ -162,7 +179,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
             return handler
 
         def paragraph_view(i: int, key: str, p: Paragraph, article: Article):
-            with gr.Group(elem_classes=["block", "heading" if p.is_heading else "paragraph"]):
+            with gr.Group(elem_classes=["c-block", "c-heading" if p.is_heading else "c-paragraph"]):
                 text = gr.Textbox(p.text, show_label=False, lines=1 if p.is_heading else 2, max_lines=40,
                                   key=("text", i, key), elem_classes=["block-text"], container=False)
                 text.blur(plain(i, key, lambda a, idx, t: edits.update_text(a, idx, t)
@@ -186,7 +203,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                         **at_once)
 
         def figure_view(i: int, key: str, f: Figure):
-            with gr.Group(elem_classes=["block", "figure"]):
+            with gr.Group(elem_classes=["c-block", "c-figure"]):
                 if f.image is not None:
                     gr.Image(f.image.path, show_label=False, interactive=False, height=320, key=("img", i, key),
                              elem_classes=["figure-image"], buttons=[])
@@ -243,22 +260,17 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
             return status_markdown("Waiting for the model (another writer is using it)…" if services.model.busy
                                    else "Starting…")
 
-        def photo_lines(s: EditorSession) -> str:
-            return "\n".join(f"- {html.escape(p.name)}: {html.escape(p.describe())}"
-                             for p in photo_statuses(s.article, s.uploads))
-
         def on_compose(title_, outline_, materials_, style_, length_, language_, count_, files, seed_,
                        request: gr.Request):
             s = session_of(request)
             fields = {"title": title_, "outline": outline_ or "", "materials": materials_ or "", "style": style_ or "",
                       "length": int(length_), "language": language_, "image_count": count_}
             for update in s.compose(fields, files or [], services, seed=int(seed_ or 0)):
-                report = photo_lines(s) if update.article_changed else gr.skip()
-                yield s.article_id, report, *show(s, update)
+                yield s.article_id, *show(s, update)
 
         compose_inputs = [title, outline, materials, style, length, language, count, photos, seed]
         compose_evt = compose_btn.click(waiting, None, status, **at_once).then(
-            on_compose, compose_inputs, [article_id, photo_report, *outputs], **model_queue)
+            on_compose, compose_inputs, [article_id, *outputs], **model_queue)
         def on_stop(request: gr.Request):
             session_of(request).stop()
 
@@ -306,6 +318,39 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                     gr.DownloadButton(value=str(paths["json"]), visible=True))
 
         export_btn.click(on_export, None, [status, zip_file, html_file, json_file], **at_once)
+
+        # --- the picture library: add, re-sync (with progress), search ------------------------------
+        if library is not None:
+            def sync(progress=gr.Progress()):
+                def step(p):
+                    progress((p.done, p.total), desc="Indexing pictures")
+
+                report = library.sync(progress=step)
+                return html.escape(f"{library_summary(library)} (last sync: {report.summary()})")
+
+            def on_library_add(paths, progress=gr.Progress()):
+                if not paths:
+                    return gr.skip(), None
+                try:
+                    add_to_library(library, paths)
+                except ImageError as exc:
+                    return html.escape(f"⚠️ {exc}. Nothing was added."), None
+                return sync(progress), None
+
+            library_add.upload(on_library_add, [library_add], [library_info, library_add], **at_once)
+            resync_btn.click(sync, None, [library_info], **at_once)
+
+            def on_library_search(text):
+                if not text or not text.strip():
+                    return []
+                try:
+                    hits = library.search(text.strip(), k=12)
+                except LibraryError as exc:
+                    raise gr.Error(str(exc))
+                return [(ref.path, f"{display_name(ref.path)} · {score:.2f}") for ref, score in hits]
+
+            library_search_btn.click(on_library_search, [library_query], [library_hits], **at_once)
+            library_query.submit(on_library_search, [library_query], [library_hits], **at_once)
 
         # --- the API: one call for the whole job -----------------------------------------------
         with gr.Row(visible=False):
@@ -366,7 +411,8 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description="composer: the browser editor")
     ap.add_argument("--model", default="embedded", help="embedded | xcomposer2[:ID_OR_PATH] | openai:URL[#MODEL]")
-    ap.add_argument("--library", help="an image folder to fill picture slots from (indexed at start)")
+    ap.add_argument("--library", help="an image folder to fill picture slots from (indexed at start; "
+                                      "default: DATA/library, a library the app keeps)")
     ap.add_argument("--encoder", default="embedded", help="image-text encoder (default: embedded)")
     ap.add_argument("--data", default=os.environ.get("COMPOSER_DATA", "composer-data"),
                     help="where articles are saved (default: ./composer-data)")
@@ -379,8 +425,12 @@ def main() -> None:
         workspace = Workspace(args.data)
     except OSError as exc:
         raise SystemExit(f"error: --data {args.data}: {exc.strerror or exc}")
+    library = args.library
+    if library is None:
+        library = workspace.root / "library"
+        library.mkdir(exist_ok=True)
     try:
-        services = load_services(args.model, args.encoder, args.library)
+        services = load_services(args.model, args.encoder, library)
     except ServiceError as exc:
         raise SystemExit(f"error: {exc}")
     sessions = SessionRegistry(lambda: EditorSession(workspace))

@@ -185,6 +185,12 @@ class EditorPage:
         box.fill(text)
         box.press("Tab")
 
+    def open_file(self, path: str | Path) -> None:
+        """Reopen an exported article with the Open button (through the browser's file chooser)."""
+        with self.page.expect_file_chooser() as chooser:
+            self.page.get_by_role("button", name="Open article.json or .zip").click()
+        chooser.value.set_files(str(path))
+
     def click_first(self, button: str) -> str:
         """Click the first button of that name in the article; returns the status before."""
         before = self.status()

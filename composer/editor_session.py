@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from composer.article import Article, Block, Figure
+from composer.article import Article, Block, Figure, Paragraph
 from composer.export import write_bundle
 from composer.images import ImageError, LoadedImage, load_image
 from composer.model.base import ModelError, Prompt, Sampling
@@ -87,10 +87,11 @@ class PhotoStatus:
     path: str
     placed_at: int | None  # the block index of its figure, or None
     reason: str  # why an unused photo is not in the article ("" when placed)
+    after_paragraph: int | None = None  # 1-based number of the paragraph it follows
 
     def describe(self) -> str:
         if self.placed_at is not None:
-            return f"placed (picture {self.placed_at + 1})"
+            return f"placed after paragraph {self.after_paragraph}"
         return f"unused: {self.reason}" if self.reason else "unused"
 
 
@@ -109,7 +110,10 @@ def photo_statuses(article: Article | None, uploads: Sequence[LoadedImage]) -> l
         sha = upload.ref.sha256
         placed = at.get(sha)
         reason = "" if placed is not None else reasons.get(sha, "not in the article" if article is not None else "")
-        out.append(PhotoStatus(display_name(upload.ref.path), upload.ref.path, placed, reason))
+        after = None
+        if placed is not None:
+            after = sum(1 for b in blocks[:placed] if isinstance(b, Paragraph) and not b.is_heading)
+        out.append(PhotoStatus(display_name(upload.ref.path), upload.ref.path, placed, reason, after))
     return out
 
 

@@ -5,9 +5,10 @@ The browser editor uses this; the command line can build its parts the same way.
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from composer.article import Article
 from composer.model.base import ModelError
@@ -86,3 +87,36 @@ def compose_summary(article: Article) -> str:
     if notes:
         message += " Decided by rule: " + "; ".join(notes)
     return message
+
+
+# --- the picture library, as a front end manages it ------------------------------------------------
+def library_summary(library: Any | None) -> str:
+    """The library in use in one line: folder, picture count, encoder."""
+    if library is None:
+        return "No picture library."
+    encoder = library.encoder_name or "not indexed yet"
+    return f"Library: {library.folder} · {plural(len(library), 'picture')} · encoder {encoder}"
+
+
+def add_to_library(library: Any, paths: Sequence[str | Path]) -> list[Path]:
+    """Copy pictures into the library's folder (checked as images first; a name already taken
+    gets a number), ready for the next sync. Raises ImageError naming the first bad file."""
+    from composer.editor_session import display_name, named_image_error
+    from composer.images import ImageError, load_image
+
+    for path in paths:
+        try:
+            load_image(path)
+        except ImageError as exc:
+            raise named_image_error(exc) from None
+    added = []
+    for path in paths:
+        name = Path(display_name(path))
+        dest = library.folder / name.name
+        n = 1
+        while dest.exists():
+            dest = library.folder / f"{name.stem}-{n}{name.suffix}"
+            n += 1
+        shutil.copyfile(path, dest)
+        added.append(dest)
+    return added

@@ -50,10 +50,10 @@ def test_compose_edit_undo_export_reload_reopen(server, browser, tmp_path):
 
     # Shorten the first paragraph, from its own tools: the text streams, then the article changes.
     before = w.click_first("Shorten")
-    w.wait_for_status("Shortened", "⚠", before=before, timeout_s=TIMEOUT_S)
-    page.wait_for_function("document.querySelectorAll('#article .block-text textarea').length > 0")
+    status = w.wait_for_status("Shortened", "⚠", before=before, timeout_s=TIMEOUT_S)
+    assert "Shortened" in status, status
+    w.wait_until(lambda: w.article_text() != original)
     edited = w.article_text()
-    assert edited != original
     w.act("Undo", "Undone")
     w.wait_until(lambda: w.article_text() == original)
     w.act("Redo", "Redone")
@@ -97,13 +97,13 @@ def test_compose_edit_undo_export_reload_reopen(server, browser, tmp_path):
 
     # A writer reopens the exported zip in a fresh browser to keep editing, pictures and all.
     other = editor(browser, server)
-    other.page.locator("#open input[type=file]").set_input_files(str(path))
+    other.open_file(path)
     other.page.wait_for_selector("#status:has-text('Opened article.zip')", timeout=60_000)
     other.wait_until(lambda: other.article_text() == kept)
     assert other.pictures() == 1
     other.page.screenshot(path=str(screenshot_dir() / "editor-reopened.png"), full_page=True)
     # ...or the lone article.json: its text, its picture slots empty.
-    other.page.locator("#open input[type=file]").set_input_files(str(tmp_path / "article.json"))
+    other.open_file(tmp_path / "article.json")
     other.page.wait_for_selector("#status:has-text('Opened article.json')", timeout=60_000)
     other.wait_until(lambda: other.pictures() == 0 and "A morning at the café" in other.article_text())
     other.page.context.close()

@@ -147,3 +147,43 @@ def test_stop_mid_compose_keeps_the_previous_article(services):
     assert s.article.blocks[0].text == "kept"
     # The model serves the next job at once.
     assert list(s.compose({"title": "Again", "length": 100}, [], services))[-1].article_changed
+
+
+def test_each_photo_says_where_it_went_or_why_not(tmp_path):
+    from composer.editor_session import photo_statuses
+
+    shutil.copy(CAT, tmp_path / "cat.jpg")
+    shutil.copy(ROOT / "assets/library/coffee.jpg", tmp_path / "coffee.jpg")
+    s = EditorSession()
+    cat, coffee = s.set_uploads([tmp_path / "cat.jpg", tmp_path / "coffee.jpg"])
+    a = Article("T", (Paragraph("H", kind="heading", level=2), Paragraph("p1"), Paragraph("p2"),
+                      Figure(cat.ref, "a cat", source="upload")),
+                metadata={"uploads": [{"sha256": coffee.ref.sha256, "reason": "the request asks for 1 picture"}]})
+    placed, unused = photo_statuses(a, s.uploads)
+    assert (placed.name, placed.describe()) == ("cat.jpg", "placed after paragraph 2")
+    assert (unused.name, unused.describe()) == ("coffee.jpg", "unused: the request asks for 1 picture")
+    plain = Article("T", (Paragraph("p1"),))
+    assert photo_statuses(plain, s.uploads)[1].describe() == "unused: not in the article"
+
+
+def test_pictures_added_to_a_library_are_checked_and_never_overwrite(tmp_path, tiny_clip):
+    from composer.retrieval import ImageLibrary
+    from composer.services import add_to_library, library_summary
+
+    folder = tmp_path / "library"
+    folder.mkdir()
+    lib = ImageLibrary(folder, encoder=tiny_clip)
+    assert "0 pictures" in library_summary(lib)
+    cache = tmp_path / "cache" / "abc"
+    cache.mkdir(parents=True)
+    shutil.copy(CAT, cache / "cat.jpg")
+    (cache / "notes.jpg").write_text("not a picture")
+    with pytest.raises(ImageError, match=r"^notes\.jpg: "):
+        add_to_library(lib, [cache / "cat.jpg", cache / "notes.jpg"])
+    assert list(folder.glob("*.jpg")) == []  # nothing half added
+    add_to_library(lib, [cache / "cat.jpg"])
+    add_to_library(lib, [cache / "cat.jpg"])
+    assert sorted(p.name for p in folder.glob("*.jpg")) == ["cat-1.jpg", "cat.jpg"]
+    lib.sync()
+    assert "2 pictures" in library_summary(lib)
+    lib.close()
