@@ -56,6 +56,24 @@ EDITOR_CSS = """
 """
 
 
+# Interface labels in English and Chinese: the browser's language picks one (keys are the English).
+ZH = {
+    "Title": "标题", "Outline (one point per line)": "提纲（每行一点）", "Materials (facts, notes)": "素材（事实、笔记）",
+    "Style": "风格", "Length (words)": "篇幅（词数）", "Language": "语言", "Pictures": "图片数量", "Seed": "随机种子",
+    "Your photos": "你的照片", "Compose": "撰写", "Stop": "停止", "New article": "新文章",
+    "Open article.json or .zip": "打开 article.json 或 .zip", "Picture library": "图片库",
+    "Add pictures to the library": "向图片库添加图片", "Re-sync the library": "重新同步图片库", "Search": "搜索",
+    "Found": "搜索结果", "Undo": "撤销", "Redo": "重做", "Export": "导出", "Download .zip": "下载 .zip",
+    "Download .html": "下载 .html", "Download article.json": "下载 article.json",
+    "Instruction for Rewrite / Expand / Shorten, or what a new paragraph is about": "改写、扩写、缩写的要求，或新段落的内容",
+    "Rewrite": "改写", "Expand": "扩写", "Shorten": "缩写", "Insert before": "在前面插入", "Insert after": "在后面插入",
+    "Add picture after": "在后面加图", "Delete": "删除", "Caption": "图注", "Search library": "搜索图片库",
+    "Remove picture": "移除图片", "Other pictures: click one to use it": "其他图片：点击即可替换",
+}
+I18N = gr.I18n(en={key: key for key in ZH}, zh=ZH)
+t = I18N
+
+
 def status_markdown(text: str) -> str:
     # Status text can hold model or writer text: it is shown as text, never as markup.
     return html.escape(text)
@@ -85,50 +103,49 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         gr.Markdown(f"# composer\nIllustrated articles. {services.describe()}", elem_id="header")
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=340, elem_id="request"):
-                title = gr.Textbox(label="Title", elem_id="title")
-                outline = gr.Textbox(label="Outline (one point per line)", lines=4)
-                materials = gr.Textbox(label="Materials (facts, notes)", lines=5)
-                style = gr.Textbox(label="Style")
+                title = gr.Textbox(label=t("Title"), elem_id="title")
+                outline = gr.Textbox(label=t("Outline (one point per line)"), lines=4)
+                materials = gr.Textbox(label=t("Materials (facts, notes)"), lines=5)
+                style = gr.Textbox(label=t("Style"))
                 with gr.Row():
-                    length = gr.Slider(100, 2000, value=400, step=50, label="Length (words)", elem_id="length")
-                    language = gr.Radio(["en", "zh"], value="en", label="Language")
+                    length = gr.Slider(100, 2000, value=400, step=50, label=t("Length (words)"), elem_id="length")
+                    language = gr.Radio(["en", "zh"], value="en", label=t("Language"))
                 with gr.Row():
-                    count = gr.Dropdown(["auto"] + [str(n) for n in range(0, 13)], value="auto", label="Pictures")
-                    seed = gr.Number(value=0, precision=0, label="Seed")
-                photos = gr.File(label="Your photos", file_count="multiple", file_types=["image"], type="filepath",
+                    count = gr.Dropdown(["auto"] + [str(n) for n in range(0, 13)], value="auto", label=t("Pictures"))
+                    seed = gr.Number(value=0, precision=0, label=t("Seed"))
+                photos = gr.File(label=t("Your photos"), file_count="multiple", file_types=["image"], type="filepath",
                                  elem_id="photos")
                 photo_report = gr.Markdown(elem_id="photo-status")
                 with gr.Row():
-                    compose_btn = gr.Button("Compose", variant="primary", elem_id="compose")
-                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
+                    compose_btn = gr.Button(t("Compose"), variant="primary", elem_id="compose")
+                    stop_btn = gr.Button(t("Stop"), variant="stop", elem_id="stop")
                 with gr.Row():
-                    new_btn = gr.Button("New article", size="sm")
-                    open_btn = gr.UploadButton("Open article.json or .zip", file_types=[".json", ".zip"],
+                    new_btn = gr.Button(t("New article"), size="sm")
+                    open_btn = gr.UploadButton(t("Open article.json or .zip"), file_types=[".json", ".zip"],
                                                size="sm", elem_id="open")
-                with gr.Accordion("Picture library", open=False, elem_id="library"):
+                with gr.Accordion(t("Picture library"), open=False, elem_id="library"):
                     library_info = gr.Markdown(html.escape(library_summary(library)), elem_id="library-info")
                     if library is not None:
-                        library_add = gr.File(label="Add pictures to the library", file_count="multiple",
+                        library_add = gr.File(label=t("Add pictures to the library"), file_count="multiple",
                                               file_types=["image"], type="filepath")
-                        resync_btn = gr.Button("Re-sync the library", size="sm")
+                        resync_btn = gr.Button(t("Re-sync the library"), size="sm")
                         with gr.Row():
                             library_query = gr.Textbox(placeholder="Search the library by text", show_label=False,
                                                        container=False, scale=3)
-                            library_search_btn = gr.Button("Search", size="sm", scale=1)
-                        library_hits = gr.Gallery(label="Found", columns=4, height=220, allow_preview=True,
+                            library_search_btn = gr.Button(t("Search"), size="sm", scale=1)
+                        library_hits = gr.Gallery(label=t("Found"), columns=4, height=220, allow_preview=True,
                                                   object_fit="cover", buttons=[])
             with gr.Column(scale=3, min_width=340, elem_id="article-pane"):
                 status = gr.Markdown("Fill in a title and press Compose.", elem_id="status")
                 with gr.Row():
-                    undo_btn = gr.Button("Undo", size="sm")
-                    redo_btn = gr.Button("Redo", size="sm")
-                    export_btn = gr.Button("Export", size="sm")
+                    undo_btn = gr.Button(t("Undo"), size="sm")
+                    redo_btn = gr.Button(t("Redo"), size="sm")
+                    export_btn = gr.Button(t("Export"), size="sm")
                 with gr.Row():
-                    zip_file = gr.DownloadButton("Download .zip", visible=False, size="sm")
-                    html_file = gr.DownloadButton("Download .html", visible=False, size="sm")
-                    json_file = gr.DownloadButton("Download article.json", visible=False, size="sm")
-                instruction = gr.Textbox(label="Instruction for Rewrite / Expand / Shorten, or what a new paragraph "
-                                               "is about", lines=1, elem_id="instruction")
+                    zip_file = gr.DownloadButton(t("Download .zip"), visible=False, size="sm")
+                    html_file = gr.DownloadButton(t("Download .html"), visible=False, size="sm")
+                    json_file = gr.DownloadButton(t("Download article.json"), visible=False, size="sm")
+                instruction = gr.Textbox(label=t("Instruction for Rewrite / Expand / Shorten, or what a new paragraph is about"), lines=1, elem_id="instruction")
                 draft = gr.HTML(elem_id="draft")
                 with gr.Column(elem_id="article"):
                     @gr.render(inputs=[shown])
@@ -181,23 +198,24 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         def paragraph_view(i: int, key: str, p: Paragraph, article: Article):
             with gr.Group(elem_classes=["c-block", "c-heading" if p.is_heading else "c-paragraph"]):
                 text = gr.Textbox(p.text, show_label=False, lines=1 if p.is_heading else 2, max_lines=40,
-                                  key=("text", i, key), elem_classes=["block-text"], container=False)
+                                  key=("text", i, key), elem_classes=["block-text"], container=False,
+                                  interactive=True)
                 text.blur(plain(i, key, lambda a, idx, t: edits.update_text(a, idx, t)
                                 if t.strip() != a.blocks[idx].text.strip() else a, "Text saved."), [text], outputs,
                           **at_once)
                 with gr.Row(elem_classes=["block-tools"]):
                     if not p.is_heading:
                         for label, op in (("Rewrite", "rewrite"), ("Expand", "expand"), ("Shorten", "shorten")):
-                            b = gr.Button(label, size="sm", key=(op, i, key))
+                            b = gr.Button(t(label), size="sm", key=(op, i, key))
                             b.click(model_job(op, i, key), [instruction], outputs, **model_queue)
                     for label, op in (("Insert before", "before"), ("Insert after", "after")):
-                        b = gr.Button(label, size="sm", key=(op, i, key))
+                        b = gr.Button(t(label), size="sm", key=(op, i, key))
                         b.click(model_job(op, i, key), [instruction], outputs, **model_queue)
                     next_is_figure = i + 1 < len(article.blocks) and isinstance(article.blocks[i + 1], Figure)
                     if not p.is_heading and not next_is_figure:
-                        b = gr.Button("Add picture after", size="sm", key=("add", i, key))
+                        b = gr.Button(t("Add picture after"), size="sm", key=("add", i, key))
                         b.click(model_job("add_picture", i, key), [instruction], outputs, **model_queue)
-                    gr.Button("Delete", size="sm", variant="stop", key=("del", i, key)).click(
+                    gr.Button(t("Delete"), size="sm", variant="stop", key=("del", i, key)).click(
                         plain(i, key, lambda a, idx, _: edits.delete_block(a, idx), "Paragraph deleted."),
                         [instruction], outputs,
                         **at_once)
@@ -210,15 +228,15 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                 else:
                     gr.Markdown("**Empty slot**: click one of its candidates below to fill it.",
                                 elem_classes=["empty-slot"])
-                caption = gr.Textbox(f.caption, label="Caption", lines=1, key=("cap", i, key),
-                                     elem_classes=["caption"])
+                caption = gr.Textbox(f.caption, label=t("Caption"), lines=1, key=("cap", i, key),
+                                     elem_classes=["caption"], interactive=True)
                 caption.blur(plain(i, key, lambda a, idx, t: edits.set_caption(a, idx, t)
                                    if t.strip() != a.blocks[idx].caption.strip() else a, "Caption saved."),
                              [caption], outputs,
                              **at_once)
                 if f.candidates:
                     gallery = gr.Gallery([(c.image.path, f"{display_name(c.image.path)} · {c.score:.2f}")
-                                          for c in f.candidates], label="Other pictures: click one to use it",
+                                          for c in f.candidates], label=t("Other pictures: click one to use it"),
                                          columns=6, height=150, allow_preview=False, object_fit="cover",
                                          key=("cands", i, key), elem_classes=["candidates"], buttons=[])
 
@@ -231,12 +249,12 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                 with gr.Row(elem_classes=["block-tools"]):
                     if library is not None:
                         query = gr.Textbox(placeholder="Search the library by a new caption", show_label=False,
-                                           container=False, key=("q", i, key), scale=3)
-                        search = gr.Button("Search library", size="sm", key=("search", i, key))
+                                           container=False, key=("q", i, key), scale=3, interactive=True)
+                        search = gr.Button(t("Search library"), size="sm", key=("search", i, key))
                         search.click(plain(i, key, lambda a, idx, t: edits.search_figure(a, idx, t, library),
                                            "Picture found in the library."),
                                      [query], outputs, **at_once)
-                    gr.Button("Remove picture", size="sm", variant="stop", key=("rm", i, key)).click(
+                    gr.Button(t("Remove picture"), size="sm", variant="stop", key=("rm", i, key)).click(
                         plain(i, key, lambda a, idx, _: edits.remove_figure(a, idx), "Picture removed."),
                         [instruction], outputs,
                         **at_once)
@@ -436,7 +454,7 @@ def main() -> None:
     sessions = SessionRegistry(lambda: EditorSession(workspace))
     demo = build(services, workspace, sessions)
     demo.queue(default_concurrency_limit=None)
-    demo.launch(server_name=args.host, server_port=args.port, show_error=True, css=EDITOR_CSS, auth=auth,
+    demo.launch(server_name=args.host, server_port=args.port, show_error=True, css=EDITOR_CSS, auth=auth, i18n=I18N,
                 allowed_paths=[str(workspace.root)] + ([str(services.library.folder)] if services.library else []),
                 max_file_size=MAX_FILE_BYTES)
 

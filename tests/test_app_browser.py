@@ -32,7 +32,8 @@ def browser():
 
 
 def editor(browser, server, **kw) -> EditorPage:
-    context = browser.new_context(viewport={"width": 1300, "height": 1400}, accept_downloads=True, **kw)
+    kw.setdefault("viewport", {"width": 1300, "height": 1400})
+    context = browser.new_context(accept_downloads=True, **kw)
     return EditorPage(context.new_page(), server.url)
 
 
@@ -152,3 +153,35 @@ def test_a_closed_tab_leaves_no_temp_folder(server, browser):
     while export_folders() != before and time.time() < deadline:
         time.sleep(0.5)
     assert export_folders() == before
+
+
+def test_labels_follow_the_browsers_language_and_narrow_screens_get_one_column(server, browser):
+    zh = browser.new_context(locale="zh-CN", viewport={"width": 1300, "height": 900})
+    page = zh.new_page()
+    page.goto(server.url)
+    page.get_by_role("button", name="撰写", exact=True).wait_for(timeout=60_000)
+    assert page.get_by_label("标题", exact=True).count() == 1
+    page.screenshot(path=str(screenshot_dir() / "editor-zh.png"))
+    zh.close()
+    narrow = editor(browser, server, viewport={"width": 420, "height": 900})
+    request, article = (narrow.page.locator(sel).bounding_box() for sel in ("#request", "#article-pane"))
+    assert article["y"] >= request["y"] + request["height"] - 1, "the article pane sits beside the request"
+    assert article["width"] > 300
+    narrow.page.screenshot(path=str(screenshot_dir() / "editor-narrow.png"), full_page=True)
+    narrow.page.context.close()
+
+
+def test_stop_mid_compose_keeps_the_previous_article(server, browser):
+    w = editor(browser, server)
+    assert "Done" in w.compose("Before the stop", length=SHORT, timeout_s=TIMEOUT_S)
+    before = w.article_text()
+    w.fill_request("A compose that will be stopped", length=800)
+    w.start_compose(TIMEOUT_S)
+    w.page.wait_for_selector("#status:has-text('Writing')", timeout=TIMEOUT_S * 1000)
+    status = w.act("Stop", "Stopped", timeout_s=60)
+    assert "as it was" in status
+    w.page.screenshot(path=str(screenshot_dir() / "editor-stopped.png"), full_page=True)
+    w.wait_until(lambda: w.article_text() == before)
+    # The model is free at once: the next compose of this writer runs.
+    assert "Done" in w.compose("After the stop", length=SHORT, timeout_s=TIMEOUT_S)
+    w.page.context.close()
