@@ -41,7 +41,10 @@ EDITOR_CSS = """
 #article, #draft { --prose: "Iowan Old Style", "Palatino Linotype", Palatino, Georgia, "Noto Serif",
   "Liberation Serif", "DejaVu Serif", "Noto Serif CJK SC", serif; }
 #article .article-title { font-family: var(--prose); font-size: 2.1rem; line-height: 1.15; margin: 0.4rem 0 0.8rem; }
-#article .c-block { border: none; box-shadow: none; background: transparent; margin: 0 0 0.6rem; }
+#article .c-block, #article .c-block .styler, #article .c-block .block { border: none !important; box-shadow: none;
+  background: transparent; }
+#article .c-block { margin: 0 0 0.6rem; }
+#article .c-block .row { background: transparent; }
 #article .block-text textarea { font-family: var(--prose); font-size: 1.08rem; line-height: 1.65; color: #1f1d1a;
   background: transparent; border: 1px solid transparent; padding: 0.2rem 0.3rem; }
 #article .block-text textarea:hover, #article .block-text textarea:focus { border-color: #e4ded4; background: #fdfcf9; }
@@ -226,9 +229,11 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                     gr.Image(f.image.path, show_label=False, interactive=False, height=320, key=("img", i, key),
                              elem_classes=["figure-image"], buttons=[])
                 else:
-                    gr.Markdown("**Empty slot**: click one of its candidates below to fill it.",
-                                elem_classes=["empty-slot"])
-                caption = gr.Textbox(f.caption, label=t("Caption"), lines=1, key=("cap", i, key),
+                    gr.Markdown("**Empty slot**: click one of its candidates below to fill it." if f.candidates else
+                                "**Empty slot**: no picture matched. Search the library with a caption, add "
+                                "photos and Add picture again, or remove the slot.", elem_classes=["empty-slot"])
+                caption = gr.Textbox(f.caption, label=t("Caption"), show_label=False, container=False,
+                                     placeholder="Caption", lines=1, key=("cap", i, key),
                                      elem_classes=["caption"], interactive=True)
                 caption.blur(plain(i, key, lambda a, idx, t: edits.set_caption(a, idx, t)
                                    if t.strip() != a.blocks[idx].caption.strip() else a, "Caption saved."),
