@@ -279,7 +279,8 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         demo.unload(on_unload)
 
         # --- compose -------------------------------------------------------------------------
-        def waiting():
+        def waiting(request: gr.Request):
+            session_of(request).prepare_job()
             return status_markdown("Waiting for the model (another writer is using it)…" if services.model.busy
                                    else "Starting…")
 
@@ -292,15 +293,15 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                 yield s.article_id, *show(s, update)
 
         compose_inputs = [title, outline, materials, style, length, language, count, photos, seed]
-        compose_evt = compose_btn.click(waiting, None, status, **at_once).then(
+        compose_btn.click(waiting, None, status, **at_once).then(
             on_compose, compose_inputs, [article_id, *outputs], **model_queue)
         def on_stop(request: gr.Request):
             session_of(request).stop()
 
         # Stop sets the writer's stop event: their running or queued model call ends at the next
-        # token (the worker frees the model) and the job reports "Stopped"; a compose still
-        # waiting in Gradio's queue is cancelled there.
-        stop_btn.click(on_stop, None, None, cancels=[compose_evt], **at_once)
+        # token (the worker frees the model) and the job itself reports "Stopped" with the
+        # article as it was. (Gradio's `cancels` would kill the job before it could say so.)
+        stop_btn.click(on_stop, None, None, **at_once)
 
         # --- undo, redo, new, open, export -------------------------------------------------------
         def undo_redo(forward: bool):

@@ -139,6 +139,7 @@ class EditorSession:
         self.workspace = workspace
         self.article_id: str | None = None
         self.stop_event = threading.Event()
+        self._prepared = False
         self.closed = False
         # Counts changes to what the article view shows, so a view knows when to redraw.
         self.version = 0
@@ -228,9 +229,19 @@ class EditorSession:
         return self.uploads
 
     # --- jobs that call the model ----------------------------------------------------------
+    def prepare_job(self) -> None:
+        """A job was asked for and may wait in a queue: a Stop from now on stops it, even
+        before it starts."""
+        with self._lock:
+            self.stop_event = threading.Event()
+            self._prepared = True
+
     def _job_model(self, services: Services) -> StoppableModel:
-        self.stop_event = threading.Event()  # a Stop pressed before this job does not stop it
-        return StoppableModel(services.model, self.stop_event)
+        with self._lock:
+            if not self._prepared:  # a Stop pressed before this job was asked for does not stop it
+                self.stop_event = threading.Event()
+            self._prepared = False
+            return StoppableModel(services.model, self.stop_event)
 
     def stop(self) -> None:
         self.stop_event.set()

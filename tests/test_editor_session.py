@@ -187,3 +187,14 @@ def test_pictures_added_to_a_library_are_checked_and_never_overwrite(tmp_path, t
     lib.sync()
     assert "2 pictures" in library_summary(lib)
     lib.close()
+
+
+def test_a_stop_while_the_compose_waits_in_the_queue_stops_it(services):
+    s = EditorSession()
+    s.push(article("kept"))
+    s.prepare_job()  # Compose pressed: the job waits for the model
+    s.stop()
+    updates = list(s.compose({"title": "The café", "length": 100}, [], services))
+    assert updates[-1].status.startswith("Stopped")
+    assert s.article.blocks[0].text == "kept"
+    assert list(s.compose({"title": "Again", "length": 100}, [], services))[-1].article_changed
