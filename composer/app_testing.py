@@ -161,7 +161,11 @@ class EditorPage:
     def compose(self, title: str, timeout_s: float = 300, **request) -> str:
         self.fill_request(title, **request)
         self.start_compose(timeout_s)
-        return self.wait_done(timeout_s)
+        status = self.wait_done(timeout_s)
+        if "Done" in status:  # the article view redraws just after the status says so
+            self.wait_until(lambda: self.page.locator(f"{self.ARTICLE} .article-title").count() == 1
+                            and self.page.locator(f"{self.ARTICLE} .article-title").inner_text() == title.strip())
+        return status
 
     def click(self, name: str) -> None:
         self.page.get_by_role("button", name=name, exact=True).click()

@@ -140,6 +140,7 @@ class EditorSession:
         self.article_id: str | None = None
         self.stop_event = threading.Event()
         self._prepared = False
+        self._exports = 0
         self.closed = False
         # Counts changes to what the article view shows, so a view knows when to redraw.
         self.version = 0
@@ -380,15 +381,23 @@ class EditorSession:
     # --- export ----------------------------------------------------------------------------
     def export(self) -> dict[str, Path]:
         """Write the current article as a bundle in this session's own temp folder (made on the
-        first export, removed by close)."""
+        first export, removed by close). Each export gets a fresh folder and the one before is
+        removed, so an export never depends on what an earlier one left."""
         article = self.article
         if article is None:
             raise ValueError("compose an article first")
-        out = self._scratch() / "article"
+        scratch = self._scratch()
+        with self._lock:
+            self._exports += 1
+            out = scratch / f"export-{self._exports}"
         try:
-            return write_bundle(article, out)
+            paths = write_bundle(article, out)
         except ImageError as exc:
             raise named_image_error(exc) from None
+        for old in scratch.glob("export-*"):
+            if old != out:
+                shutil.rmtree(old, ignore_errors=True)
+        return paths
 
     # --- end -------------------------------------------------------------------------------
     def close(self) -> None:

@@ -198,3 +198,18 @@ def test_a_stop_while_the_compose_waits_in_the_queue_stops_it(services):
     assert updates[-1].status.startswith("Stopped")
     assert s.article.blocks[0].text == "kept"
     assert list(s.compose({"title": "Again", "length": 100}, [], services))[-1].article_changed
+
+
+def test_exporting_again_replaces_the_previous_export(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    s = EditorSession()
+    s.push(article("one"))  # no pictures: the case a second export into one folder refused
+    first = s.export()
+    s.push(article("two"))
+    second = s.export()
+    assert "two" in second["markdown"].read_text()
+    assert not first["zip"].exists()
+    s.close()
+    assert list(tmp_path.iterdir()) == []
