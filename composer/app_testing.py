@@ -142,13 +142,13 @@ class EditorPage:
                 self.page.wait_for_timeout(100)
 
     def finished(self) -> bool:
-        """The last compose or edit has ended: done, or a visible error."""
+        """The last compose or edit has ended: done, stopped, or a visible error (ours start
+        with ⚠; Gradio marks a handler that raised with "Error" over the status line)."""
         text = self.status()
-        return "Done" in text or "⚠" in text or self.failed()
+        return "Done" in text or "⚠" in text or "Stopped" in text or self.failed()
 
     def failed(self) -> bool:
-        # Gradio marks an output whose handler raised with an "Error" badge and a toast.
-        return self.page.locator(".toast-body.error, .error .toast-title, #status .error").count() > 0
+        return self.status().lstrip().startswith("Error")
 
     def wait_done(self, timeout_s: float = 300) -> str:
         deadline = time.time() + timeout_s
