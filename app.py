@@ -1,308 +1,468 @@
 """The browser editor: compose an illustrated article, edit it block by block, export it.
 
-    python app.py [--model embedded|xcomposer2[:ID_OR_PATH]] [--library FOLDER] [--port 7860]
+    python app.py [--model embedded|xcomposer2[:ID_OR_PATH]|openai:URL] [--library FOLDER]
+                  [--data DIR] [--host 127.0.0.1] [--port 7860] [--auth USER:PASS]
 
-Gradio UI only: layout, per-session state and event wiring. Composition and editing are
-composer.planner's (compose, edit, History); export is composer.export's. Each browser session
-has its own article history and uploads; the one model is shared, one call at a time.
+Gradio UI only: layout and event wiring. What a writer's events do is composer.editor_session's
+(one EditorSession per browser tab, held in a SessionRegistry and closed when the tab closes);
+articles are saved under the data folder by composer.workspace, and the browser keeps only the
+id of its article, so a reload or a browser restart loses nothing. Only events that run the
+model share the model's queue; everything else (selecting, text edits, swaps, undo/redo,
+export) runs at once, whoever is composing.
 """
 from __future__ import annotations
 
 import argparse
 import html
+import json
 import os
+import shutil
 import tempfile
-from dataclasses import dataclass, field
+import time
 from pathlib import Path
 
 import gradio as gr
 
 from composer.article import Article, Figure, Paragraph
-from composer.export import article_fragment, write_bundle
-from composer.images import ImageError, LoadedImage, load_image
-from composer.model import load_model
-from composer.model.base import ModelError
-from composer.model.serialized import SerializedModel
+from composer.editor_session import (EditorSession, SessionRegistry, Update, block_key, display_name,
+                                     photo_statuses)
+from composer.images import MAX_FILE_BYTES, ImageError
 from composer.planner import edit as edits
-from composer.planner.history import History
-from composer.planner.pipeline import compose
-from composer.planner.request import ComposeRequest, RequestError
+from composer.retrieval import LibraryError
+from composer.services import ServiceError, Services, add_to_library, library_summary, load_services
+from composer.workspace import Workspace
 
+MODEL = "model"  # the concurrency group of every event that runs the model
+PRIVATE = "private"  # UI-only events: not listed on the API page, not callable from programs
 
-# The preview is the exported article's body; this gives it the same reading layout.
-PREVIEW_CSS = """
-#preview .composer-article { font-family: Georgia, "Liberation Serif", "DejaVu Serif", serif; line-height: 1.6;
-  max-width: 44rem; font-size: 1.05rem; }
-#preview figure { margin: 1.4em 0; text-align: center; }
-#preview img { max-width: 100%; border-radius: 4px; }
-#preview figcaption { font-style: italic; color: #666; font-size: 0.9em; margin-top: 0.4em; }
-#preview .draft { white-space: pre-wrap; font-family: Georgia, serif; color: #444; }
+# The article pane reads like the exported page (assets/article.css): serif prose, quiet
+# captions; each block's tools stay small under it. Columns wrap to full width on narrow screens.
+EDITOR_CSS = """
+#article, #draft { --prose: "Iowan Old Style", "Palatino Linotype", Palatino, Georgia, "Noto Serif",
+  "Liberation Serif", "DejaVu Serif", "Noto Serif CJK SC", serif; }
+#article .article-title { font-family: var(--prose); font-size: 2.1rem; line-height: 1.15; margin: 0.4rem 0 0.8rem; }
+#article .c-block, #article .c-block .styler, #article .c-block .block { border: none !important; box-shadow: none;
+  background: transparent; }
+#article .c-block { margin: 0 0 0.6rem; }
+#article .c-block .row { background: transparent; }
+#article .block-text textarea { font-family: var(--prose); font-size: 1.08rem; line-height: 1.65; color: #1f1d1a;
+  background: transparent; border: 1px solid transparent; padding: 0.2rem 0.3rem; }
+#article .block-text textarea:hover, #article .block-text textarea:focus { border-color: #e4ded4; background: #fdfcf9; }
+#article .c-heading .block-text textarea { font-size: 1.45rem; font-weight: 700; line-height: 1.25; }
+#article .block-tools { gap: 0.3rem; opacity: 0.55; }
+#article .c-block:hover .block-tools, #article .c-block:focus-within .block-tools { opacity: 1; }
+#article .block-tools button { flex: 0 0 auto; min-width: 0; }
+#article .figure-image img { border-radius: 4px; }
+#article .caption textarea { font-family: var(--prose); font-style: italic; text-align: center; color: #6b655c; }
+#article .empty-slot { color: #8a3b12; }
+#draft .draft { white-space: pre-wrap; font-family: var(--prose); font-size: 1.05rem; line-height: 1.6; color: #444; }
 """
 
 
-@dataclass
-class Session:
-    """One writer's work: every version of the article (undo/redo) and their photos."""
-
-    history: History | None = None
-    uploads: list[LoadedImage] = field(default_factory=list)
-    export_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="composer-export-"))
-
-
-@dataclass
-class Services:
-    model: SerializedModel
-    encoder: object | None
-    library: object | None
-
-
-def block_label(i: int, block) -> str:
-    if isinstance(block, Figure):
-        name = Path(block.image.path).name if block.image else "empty slot"
-        return f"{i + 1}. [picture] {name}: {block.caption[:60]}"
-    kind = "heading" if block.is_heading else "¶"
-    return f"{i + 1}. {kind} {block.text[:70]}"
+# Interface labels in English and Chinese: the browser's language picks one (keys are the English).
+ZH = {
+    "Title": "标题", "Outline (one point per line)": "提纲（每行一点）", "Materials (facts, notes)": "素材（事实、笔记）",
+    "Style": "风格", "Length (words)": "篇幅（词数）", "Language": "语言", "Pictures": "图片数量", "Seed": "随机种子",
+    "Your photos": "你的照片", "Compose": "撰写", "Stop": "停止", "New article": "新文章",
+    "Open article.json or .zip": "打开 article.json 或 .zip", "Picture library": "图片库",
+    "Add pictures to the library": "向图片库添加图片", "Re-sync the library": "重新同步图片库", "Search": "搜索",
+    "Found": "搜索结果", "Undo": "撤销", "Redo": "重做", "Export": "导出", "Download .zip": "下载 .zip",
+    "Download .html": "下载 .html", "Download article.json": "下载 article.json",
+    "Instruction for Rewrite / Expand / Shorten, or what a new paragraph is about": "改写、扩写、缩写的要求，或新段落的内容",
+    "Rewrite": "改写", "Expand": "扩写", "Shorten": "缩写", "Insert before": "在前面插入", "Insert after": "在后面插入",
+    "Add picture after": "在后面加图", "Delete": "删除", "Caption": "图注", "Search library": "搜索图片库",
+    "Remove picture": "移除图片", "Other pictures: click one to use it": "其他图片：点击即可替换",
+}
+I18N = gr.I18n(en={key: key for key in ZH}, zh=ZH)
+t = I18N
 
 
-def build(services: Services) -> gr.Blocks:
-    model, encoder, library = services.model, services.encoder, services.library
+def status_markdown(text: str) -> str:
+    # Status text can hold model or writer text: it is shown as text, never as markup.
+    return html.escape(text)
 
-    with gr.Blocks(title="composer") as demo:
-        session = gr.State(None)  # a Session, made on the session's first event
-        gr.Markdown(f"# composer\nIllustrated articles, written by **{html.escape(model.name)}**."
-                    + ("" if not library else " Pictures come from your photos or the image library."))
-        with gr.Row():
-            with gr.Column(scale=2):
-                title = gr.Textbox(label="Title")
-                outline = gr.Textbox(label="Outline (one point per line)", lines=4)
-                materials = gr.Textbox(label="Materials (facts, notes)", lines=5)
-                style = gr.Textbox(label="Style")
+
+def draft_html(text: str) -> str:
+    return f'<div class="draft">{html.escape(text)}</div>'
+
+
+def title_html(article: Article) -> str:
+    return f'<h1 class="article-title">{html.escape(article.title)}</h1>'
+
+
+def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -> gr.Blocks:
+    library = services.library
+    model_queue = dict(concurrency_id=MODEL, concurrency_limit=services.model_slots, api_visibility=PRIVATE)
+    at_once = dict(concurrency_limit=None, api_visibility=PRIVATE)
+
+    def session_of(request: gr.Request) -> EditorSession:
+        return sessions.get(request.session_hash)
+
+    with gr.Blocks(title="composer", delete_cache=(3600, 24 * 3600)) as demo:
+        article_id = gr.BrowserState(None, storage_key="composer-article", secret=workspace.browser_secret())
+        # (tab, version) of the article the view shows: the view redraws when it changes. The
+        # article itself stays in the tab's session; a State holds only this small token.
+        shown = gr.State(None)
+        gr.Markdown(f"# composer\nIllustrated articles. {services.describe()}", elem_id="header")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=340, elem_id="request"):
+                title = gr.Textbox(label=t("Title"), elem_id="title")
+                outline = gr.Textbox(label=t("Outline (one point per line)"), lines=4)
+                materials = gr.Textbox(label=t("Materials (facts, notes)"), lines=5)
+                style = gr.Textbox(label=t("Style"))
                 with gr.Row():
-                    length = gr.Slider(100, 2000, value=400, step=50, label="Length (words)")
-                    language = gr.Radio(["en", "zh"], value="en", label="Language")
+                    length = gr.Slider(100, 2000, value=400, step=50, label=t("Length (words)"), elem_id="length")
+                    language = gr.Radio(["en", "zh"], value="en", label=t("Language"))
                 with gr.Row():
-                    count = gr.Dropdown(["auto"] + [str(n) for n in range(0, 13)], value="auto", label="Pictures")
-                    seed = gr.Number(value=0, precision=0, label="Seed")
-                photos = gr.File(label="Your photos", file_count="multiple", file_types=["image"], type="filepath",
+                    count = gr.Dropdown(["auto"] + [str(n) for n in range(0, 13)], value="auto", label=t("Pictures"))
+                    seed = gr.Number(value=0, precision=0, label=t("Seed"))
+                photos = gr.File(label=t("Your photos"), file_count="multiple", file_types=["image"], type="filepath",
                                  elem_id="photos")
-                compose_btn = gr.Button("Compose", variant="primary")
-            with gr.Column(scale=3):
+                photo_report = gr.Markdown(elem_id="photo-status")
+                with gr.Row():
+                    compose_btn = gr.Button(t("Compose"), variant="primary", elem_id="compose")
+                    stop_btn = gr.Button(t("Stop"), variant="stop", elem_id="stop")
+                with gr.Row():
+                    new_btn = gr.Button(t("New article"), size="sm")
+                    open_btn = gr.UploadButton(t("Open article.json or .zip"), file_types=[".json", ".zip"],
+                                               size="sm", elem_id="open")
+                with gr.Accordion(t("Picture library"), open=False, elem_id="library"):
+                    library_info = gr.Markdown(html.escape(library_summary(library)), elem_id="library-info")
+                    if library is not None:
+                        library_add = gr.File(label=t("Add pictures to the library"), file_count="multiple",
+                                              file_types=["image"], type="filepath")
+                        resync_btn = gr.Button(t("Re-sync the library"), size="sm")
+                        with gr.Row():
+                            library_query = gr.Textbox(placeholder="Search the library by text", show_label=False,
+                                                       container=False, scale=3)
+                            library_search_btn = gr.Button(t("Search"), size="sm", scale=1)
+                        library_hits = gr.Gallery(label=t("Found"), columns=4, height=220, allow_preview=True,
+                                                  object_fit="cover", buttons=[])
+            with gr.Column(scale=3, min_width=340, elem_id="article-pane"):
                 status = gr.Markdown("Fill in a title and press Compose.", elem_id="status")
-                preview = gr.HTML(elem_id="preview")
-        with gr.Group():
-            gr.Markdown("### Edit")
-            block = gr.Dropdown(label="Block", choices=[], interactive=True, elem_id="block")
-            instruction = gr.Textbox(label="Instruction, materials or outline for the new paragraph", lines=2)
-            with gr.Row():
-                rewrite_btn = gr.Button("Rewrite")
-                expand_btn = gr.Button("Expand")
-                shorten_btn = gr.Button("Shorten")
-                before_btn = gr.Button("Insert before")
-                after_btn = gr.Button("Insert after")
-                delete_btn = gr.Button("Delete")
-            with gr.Row():
-                text_box = gr.Textbox(label="Text or caption (your own words)", lines=3)
-                save_text_btn = gr.Button("Save text / caption")
-            with gr.Row():
-                candidate = gr.Dropdown(label="Other pictures for this slot", choices=[], interactive=True)
-                swap_btn = gr.Button("Use this picture")
-                search_btn = gr.Button("Search library by caption", interactive=library is not None)
-                add_btn = gr.Button("Add picture after")
-                remove_btn = gr.Button("Remove picture")
-            with gr.Row():
-                undo_btn = gr.Button("Undo")
-                redo_btn = gr.Button("Redo")
-                export_btn = gr.Button("Export")
-                zip_file = gr.DownloadButton("Download .zip", visible=False)
-                html_file = gr.DownloadButton("Download .html", visible=False)
+                with gr.Row():
+                    undo_btn = gr.Button(t("Undo"), size="sm")
+                    redo_btn = gr.Button(t("Redo"), size="sm")
+                    export_btn = gr.Button(t("Export"), size="sm")
+                with gr.Row():
+                    zip_file = gr.DownloadButton(t("Download .zip"), visible=False, size="sm")
+                    html_file = gr.DownloadButton(t("Download .html"), visible=False, size="sm")
+                    json_file = gr.DownloadButton(t("Download article.json"), visible=False, size="sm")
+                instruction = gr.Textbox(label=t("Instruction for Rewrite / Expand / Shorten, or what a new paragraph is about"), lines=1, elem_id="instruction")
+                draft = gr.HTML(elem_id="draft")
+                with gr.Column(elem_id="article"):
+                    @gr.render(inputs=[shown])
+                    def article_view(token: tuple[str, int] | None):
+                        article = sessions.get(token[0]).article if token else None
+                        if article is None:
+                            gr.Markdown("The article appears here.", elem_classes="empty-article")
+                            return
+                        gr.HTML(title_html(article), key="title", container=False)
+                        for i, b in enumerate(article.blocks):
+                            key = block_key(b)
+                            if isinstance(b, Figure):
+                                figure_view(i, key, b)
+                            else:
+                                paragraph_view(i, key, b, article)
 
-        view = [session, status, preview, block, candidate, text_box]
+        outputs = [status, draft, shown, photo_report]  # what every article event updates
 
-        def render(s: Session, message: str, selected: int | None = None):
-            article = s.history.current if s.history else None
-            if article is None:
-                return s, message, "", gr.Dropdown(choices=[], value=None), gr.Dropdown(choices=[], value=None), ""
-            choices = [(block_label(i, b), i) for i, b in enumerate(article.blocks)]
-            if selected is None or selected >= len(article.blocks):
-                selected = next((i for i, b in enumerate(article.blocks) if isinstance(b, Paragraph)), None)
-            return (s, message, article_fragment(article), gr.Dropdown(choices=choices, value=selected),
-                    *_block_detail(article, selected))
+        def photo_lines(s: EditorSession) -> str:
+            return "\n".join(f"- {html.escape(p.name)}: {html.escape(p.describe())}"
+                             for p in photo_statuses(s.article, s.uploads))
 
-        def _block_detail(article: Article, index: int | None):
-            if index is None or index >= len(article.blocks):
-                return gr.Dropdown(choices=[], value=None), ""
-            b = article.blocks[index]
-            if isinstance(b, Figure):
-                cands = [(f"{Path(c.image.path).name} ({c.score:.2f})", k) for k, c in enumerate(b.candidates)]
-                return gr.Dropdown(choices=cands, value=None), b.caption
-            return gr.Dropdown(choices=[], value=None), b.text
+        def view(s: EditorSession, message: str):
+            return status_markdown(message), "", (s.key, s.version), photo_lines(s)
 
-        def on_select(s: Session | None, index):
-            if not s or not s.history or index is None:
-                return gr.Dropdown(choices=[], value=None), ""
-            return _block_detail(s.history.current, int(index))
+        def show(s: EditorSession, update: Update):
+            """One step of a running job: the text streams into the draft above the article;
+            the article view changes only when the job has changed the article."""
+            if update.article_changed or update.error:
+                return view(s, update.status)
+            return (status_markdown(update.status),
+                    draft_html(update.draft) if update.draft is not None else gr.skip(), gr.skip(), gr.skip())
 
-        def on_compose(s, title_, outline_, materials_, style_, length_, language_, count_, files, seed_):
-            s = s or Session()
-            try:
-                request = ComposeRequest.from_dict({
-                    "title": title_, "outline": outline_ or "", "materials": materials_ or "", "style": style_ or "",
-                    "length": int(length_), "language": language_, "image_count": count_})
-                s.uploads = [load_image(f) for f in (files or [])]
-            except (RequestError, ImageError) as exc:
-                yield render(s, f"⚠️ {html.escape(str(exc))}")
-                return
-            text = ""
-            try:
-                for event in compose(request, model, encoder, library, uploads=s.uploads, seed=int(seed_ or 0)):
-                    if event.kind == "text":
-                        text += event.data["delta"]
-                        yield (s, "Writing…", f'<div class="draft">{html.escape(text)}</div>', gr.skip(),
-                               gr.skip(), gr.skip())
-                    elif event.kind == "stage" and event.data["stage"] != "write":
-                        yield (s, f"{event.data['stage'].capitalize()}…", gr.skip(), gr.skip(), gr.skip(), gr.skip())
-                    elif event.kind == "done":
-                        article = event.data["article"]
-                        notes = [f"{f['step']}: {f['reason']}" for f in article.metadata.get("fallbacks", [])]
-                        if s.history is None:
-                            s.history = History(article)
-                        else:
-                            s.history.push(article)
-                        texts = sum(1 for p in article.paragraphs if not p.is_heading)
-                        shown = sum(1 for f in article.figures if f.image is not None)
-                        empty = len(article.figures) - shown
-                        message = (f"Done: {texts} paragraph{'s' * (texts != 1)}, {shown} picture{'s' * (shown != 1)}"
-                                   + (f", {empty} empty slot{'s' * (empty != 1)} (pick one of its candidates)"
-                                      if empty else "") + ".")
-                        if notes:
-                            message += " Decided by rule: " + "; ".join(html.escape(n) for n in notes)
-                        yield render(s, message)
-            except ModelError as exc:
-                yield render(s, f"⚠️ The model failed: {html.escape(str(exc))}")
-
-        def model_edit(run):
-            """Wire an edit that streams: the text appears in the status line as it is written."""
-
-            def handler(s: Session | None, index, extra):
-                s = s or Session()
-                if not s.history or index is None:
-                    yield render(s, "Compose an article first, then pick a block.")
-                    return
-                index = int(index)
-                text = ""
-                try:
-                    for event in run(s, s.history.current, index, extra or ""):
-                        if event.kind == "text":
-                            text += event.data["delta"]
-                            yield (s, f"Writing: {html.escape(text[-300:])}", gr.skip(), gr.skip(), gr.skip(), gr.skip())
-                        elif event.kind == "done":
-                            s.history.push(event.data["article"])
-                            yield render(s, "Edited. Undo brings the previous version back.", index)
-                except (edits.EditError, ModelError, ImageError) as exc:
-                    yield render(s, f"⚠️ {html.escape(str(exc))}", index)
+        # --- one block's controls (built by the render above, for this version) ----------------
+        def plain(index: int, key: str, edit, done: str):
+            def handler(value, request: gr.Request):
+                s = session_of(request)
+                return view(s, s.edit(lambda a: edit(a, index, value), index, key, done).status)
 
             return handler
 
-        def plain_edit(run):
-            def handler(s: Session | None, index, *args):
-                s = s or Session()
-                if not s.history or index is None:
-                    return render(s, "Compose an article first, then pick a block.")
-                try:
-                    s.history.push(run(s, s.history.current, int(index), *args))
-                except (edits.EditError, ImageError) as exc:
-                    return render(s, f"⚠️ {html.escape(str(exc))}", int(index))
-                return render(s, "Edited. Undo brings the previous version back.", int(index))
+        def model_job(op: str, index: int, key: str):
+            def handler(extra, request: gr.Request):
+                s = session_of(request)
+                for update in s.model_edit(op, index, extra or "", services, key):
+                    yield show(s, update)
 
             return handler
 
-        def seeded(s):
-            return int(s.history.current.metadata.get("seed") or 0) if s.history else 0
+        def paragraph_view(i: int, key: str, p: Paragraph, article: Article):
+            with gr.Group(elem_classes=["c-block", "c-heading" if p.is_heading else "c-paragraph"]):
+                text = gr.Textbox(p.text, show_label=False, lines=1 if p.is_heading else 2, max_lines=40,
+                                  key=("text", i, key), elem_classes=["block-text"], container=False,
+                                  interactive=True)
+                text.blur(plain(i, key, lambda a, idx, t: edits.update_text(a, idx, t)
+                                if t.strip() != a.blocks[idx].text.strip() else a, "Text saved."), [text], outputs,
+                          **at_once)
+                with gr.Row(elem_classes=["block-tools"]):
+                    if not p.is_heading:
+                        for label, op in (("Rewrite", "rewrite"), ("Expand", "expand"), ("Shorten", "shorten")):
+                            b = gr.Button(t(label), size="sm", key=(op, i, key))
+                            b.click(model_job(op, i, key), [instruction], outputs, **model_queue)
+                    for label, op in (("Insert before", "before"), ("Insert after", "after")):
+                        b = gr.Button(t(label), size="sm", key=(op, i, key))
+                        b.click(model_job(op, i, key), [instruction], outputs, **model_queue)
+                    next_is_figure = i + 1 < len(article.blocks) and isinstance(article.blocks[i + 1], Figure)
+                    if not p.is_heading and not next_is_figure:
+                        b = gr.Button(t("Add picture after"), size="sm", key=("add", i, key))
+                        b.click(model_job("add_picture", i, key), [instruction], outputs, **model_queue)
+                    gr.Button(t("Delete"), size="sm", variant="stop", key=("del", i, key)).click(
+                        plain(i, key, lambda a, idx, _: edits.delete_block(a, idx), "Paragraph deleted."),
+                        [instruction], outputs,
+                        **at_once)
 
-        wiring = [
-            (rewrite_btn, model_edit(lambda s, a, i, x: edits.rewrite(a, i, model, instruction=x, seed=seeded(s)))),
-            (expand_btn, model_edit(lambda s, a, i, x: edits.expand(a, i, model, materials=x, seed=seeded(s)))),
-            (shorten_btn, model_edit(lambda s, a, i, x: edits.shorten(a, i, model, instruction=x, seed=seeded(s)))),
-            (before_btn, model_edit(lambda s, a, i, x: edits.insert_paragraph(a, i, "before", x, model, seed=seeded(s)))),
-            (after_btn, model_edit(lambda s, a, i, x: edits.insert_paragraph(a, i, "after", x, model, seed=seeded(s)))),
-            (add_btn, model_edit(lambda s, a, i, x: edits.add_figure(a, i, model, library=library, uploads=s.uploads,
-                                                                     encoder=encoder, caption=x or None))),
-        ]
-        for button, handler in wiring:
-            button.click(handler, [session, block, instruction], view)
+        def figure_view(i: int, key: str, f: Figure):
+            with gr.Group(elem_classes=["c-block", "c-figure"]):
+                if f.image is not None:
+                    gr.Image(f.image.path, show_label=False, interactive=False, height=320, key=("img", i, key),
+                             elem_classes=["figure-image"], buttons=[])
+                else:
+                    gr.Markdown("**Empty slot**: click one of its candidates below to fill it." if f.candidates else
+                                "**Empty slot**: no picture matched. Search the library with a caption, add "
+                                "photos and Add picture again, or remove the slot.", elem_classes=["empty-slot"])
+                caption = gr.Textbox(f.caption, label=t("Caption"), show_label=False, container=False,
+                                     placeholder="Caption", lines=1, key=("cap", i, key),
+                                     elem_classes=["caption"], interactive=True)
+                caption.blur(plain(i, key, lambda a, idx, t: edits.set_caption(a, idx, t)
+                                   if t.strip() != a.blocks[idx].caption.strip() else a, "Caption saved."),
+                             [caption], outputs,
+                             **at_once)
+                if f.candidates:
+                    gallery = gr.Gallery([(c.image.path, f"{display_name(c.image.path)} · {c.score:.2f}")
+                                          for c in f.candidates], label=t("Other pictures: click one to use it"),
+                                         columns=6, height=150, allow_preview=False, object_fit="cover",
+                                         key=("cands", i, key), elem_classes=["candidates"], buttons=[])
 
-        delete_btn.click(plain_edit(lambda s, a, i: edits.remove_figure(a, i) if isinstance(a.blocks[i], Figure)
-                                    else edits.delete_block(a, i)), [session, block], view)
-        remove_btn.click(plain_edit(lambda s, a, i: edits.remove_figure(a, i)), [session, block], view)
-        save_text_btn.click(plain_edit(lambda s, a, i, t: edits.set_caption(a, i, t) if isinstance(a.blocks[i], Figure)
-                                       else edits.update_text(a, i, t)), [session, block, text_box], view)
+                    def pick(evt: gr.SelectData, request: gr.Request, index=i, key=key):
+                        s = session_of(request)
+                        return view(s, s.edit(lambda a: edits.swap_figure(a, index, int(evt.index)), index, key,
+                                              "Picture swapped.").status)
 
-        def swap(s, a, i, k):
-            if k is None:
-                raise edits.EditError("pick one of the other pictures first")
-            return edits.swap_figure(a, i, int(k))
+                    gallery.select(pick, None, outputs, **at_once)
+                with gr.Row(elem_classes=["block-tools"]):
+                    if library is not None:
+                        query = gr.Textbox(placeholder="Search the library by a new caption", show_label=False,
+                                           container=False, key=("q", i, key), scale=3, interactive=True)
+                        search = gr.Button(t("Search library"), size="sm", key=("search", i, key))
+                        search.click(plain(i, key, lambda a, idx, t: edits.search_figure(a, idx, t, library),
+                                           "Picture found in the library."),
+                                     [query], outputs, **at_once)
+                    gr.Button(t("Remove picture"), size="sm", variant="stop", key=("rm", i, key)).click(
+                        plain(i, key, lambda a, idx, _: edits.remove_figure(a, idx), "Picture removed."),
+                        [instruction], outputs,
+                        **at_once)
 
-        swap_btn.click(plain_edit(swap), [session, block, candidate], view)
-        if library is not None:
-            search_btn.click(plain_edit(lambda s, a, i, t: edits.search_figure(a, i, t, library)),
-                             [session, block, text_box], view)
+        # --- a tab opens: take up its saved article ------------------------------------------
+        def on_load(saved_id, request: gr.Request):
+            s = session_of(request)
+            if s.article is None and s.resume(saved_id):
+                return s.article_id, *view(s, "Your article is back. Keep editing.")
+            return s.article_id or saved_id, *view(s, "Fill in a title and press Compose.")
 
+        demo.load(on_load, [article_id], [article_id, *outputs], **at_once)
+
+        def on_unload(request: gr.Request):
+            sessions.close(request.session_hash)
+
+        demo.unload(on_unload)
+
+        # --- compose -------------------------------------------------------------------------
+        def waiting(request: gr.Request):
+            session_of(request).prepare_job()
+            return status_markdown("Waiting for the model (another writer is using it)…" if services.model.busy
+                                   else "Starting…")
+
+        def on_compose(title_, outline_, materials_, style_, length_, language_, count_, files, seed_,
+                       request: gr.Request):
+            s = session_of(request)
+            fields = {"title": title_, "outline": outline_ or "", "materials": materials_ or "", "style": style_ or "",
+                      "length": int(length_), "language": language_, "image_count": count_}
+            for update in s.compose(fields, files or [], services, seed=int(seed_ or 0)):
+                yield s.article_id, *show(s, update)
+
+        compose_inputs = [title, outline, materials, style, length, language, count, photos, seed]
+        compose_btn.click(waiting, None, status, **at_once).then(
+            on_compose, compose_inputs, [article_id, *outputs], **model_queue)
+        def on_stop(request: gr.Request):
+            session_of(request).stop()
+
+        # Stop sets the writer's stop event: their running or queued model call ends at the next
+        # token (the worker frees the model) and the job itself reports "Stopped" with the
+        # article as it was. (Gradio's `cancels` would kill the job before it could say so.)
+        stop_btn.click(on_stop, None, None, **at_once)
+
+        # --- undo, redo, new, open, export -------------------------------------------------------
         def undo_redo(forward: bool):
-            def handler(s: Session | None, index):
-                s = s or Session()
-                if s.history:
-                    (s.history.redo if forward else s.history.undo)()
-                return render(s, "Redone." if forward else "Undone.", int(index) if index is not None else None)
+            def handler(request: gr.Request):
+                s = session_of(request)
+                return view(s, s.redo() if forward else s.undo())
 
             return handler
 
-        undo_btn.click(undo_redo(False), [session, block], view)
-        redo_btn.click(undo_redo(True), [session, block], view)
-        block.input(on_select, [session, block], [candidate, text_box])
-        compose_btn.click(on_compose, [session, title, outline, materials, style, length, language, count, photos,
-                                       seed], view)
+        undo_btn.click(undo_redo(False), None, outputs, **at_once)
+        redo_btn.click(undo_redo(True), None, outputs, **at_once)
 
-        def on_export(s: Session | None):
-            if not s or not s.history:
-                return "Compose an article first.", gr.DownloadButton(visible=False), gr.DownloadButton(visible=False)
-            out = Path(s.export_dir) / "article"
+        def on_new(request: gr.Request):
+            s = session_of(request)
+            s.start_new()
+            return None, *view(s, "A new article: fill in a title and press Compose.")
+
+        new_btn.click(on_new, None, [article_id, *outputs], **at_once)
+
+        def on_open(path, request: gr.Request):
+            s = session_of(request)
+            message = s.open_file(path) if path else "Choose an article.json or a .zip to open."
+            return s.article_id, *view(s, message)
+
+        open_btn.upload(on_open, [open_btn], [article_id, *outputs], **at_once)
+
+        def on_export(request: gr.Request):
+            s = session_of(request)
+            hidden = gr.DownloadButton(visible=False)
+            if s.article is None:
+                return status_markdown("Compose an article first."), hidden, hidden, hidden
             try:
-                paths = write_bundle(s.history.current, out)
-            except (ImageError, OSError) as exc:
-                return f"⚠️ Export failed: {html.escape(str(exc))}", gr.skip(), gr.skip()
-            return ("Exported.", gr.DownloadButton(value=str(paths["zip"]), visible=True),
-                    gr.DownloadButton(value=str(paths["html"]), visible=True))
+                paths = s.export()
+            except (ImageError, OSError, ValueError) as exc:
+                return status_markdown(f"⚠️ Export failed: {exc}"), gr.skip(), gr.skip(), gr.skip()
+            return (status_markdown("Exported."), gr.DownloadButton(value=str(paths["zip"]), visible=True),
+                    gr.DownloadButton(value=str(paths["html"]), visible=True),
+                    gr.DownloadButton(value=str(paths["json"]), visible=True))
 
-        export_btn.click(on_export, [session], [status, zip_file, html_file])
+        export_btn.click(on_export, None, [status, zip_file, html_file, json_file], **at_once)
+
+        # --- the picture library: add, re-sync (with progress), search ------------------------------
+        if library is not None:
+            def sync(progress=gr.Progress()):
+                def step(p):
+                    progress((p.done, p.total), desc="Indexing pictures")
+
+                report = library.sync(progress=step)
+                return html.escape(f"{library_summary(library)} (last sync: {report.summary()})")
+
+            def on_library_add(paths, progress=gr.Progress()):
+                if not paths:
+                    return gr.skip(), None
+                try:
+                    add_to_library(library, paths)
+                except ImageError as exc:
+                    return html.escape(f"⚠️ {exc}. Nothing was added."), None
+                return sync(progress), None
+
+            library_add.upload(on_library_add, [library_add], [library_info, library_add], **at_once)
+            resync_btn.click(sync, None, [library_info], **at_once)
+
+            def on_library_search(text):
+                if not text or not text.strip():
+                    return []
+                try:
+                    hits = library.search(text.strip(), k=12)
+                except LibraryError as exc:
+                    raise gr.Error(str(exc))
+                return [(ref.path, f"{display_name(ref.path)} · {score:.2f}") for ref, score in hits]
+
+            library_search_btn.click(on_library_search, [library_query], [library_hits], **at_once)
+            library_query.submit(on_library_search, [library_query], [library_hits], **at_once)
+
+        # --- the API: one call for the whole job -----------------------------------------------
+        with gr.Row(visible=False):
+            api_request = gr.Textbox(label="request (JSON)")
+            api_images = gr.File(label="images", file_count="multiple", type="filepath")
+            api_json = gr.File(label="article.json")
+            api_zip = gr.File(label="article.zip")
+            api_btn = gr.Button("compose (API)")
+
+        def api_folder() -> Path:
+            """A folder for one API answer until Gradio has copied it out; answers older than an
+            hour are removed on the next call."""
+            root = workspace.root / "api"
+            root.mkdir(exist_ok=True)
+            for old in root.iterdir():
+                if time.time() - old.stat().st_mtime > 3600:
+                    shutil.rmtree(old, ignore_errors=True)
+            return Path(tempfile.mkdtemp(dir=root))
+
+        def api_compose(request_json: str, images: list[str] | None):
+            """Compose an article from a request (JSON: title, outline, materials, style, length,
+            language, image_count) and the writer's images; returns article.json and the zip."""
+            try:
+                fields = json.loads(request_json or "")
+            except ValueError as exc:
+                raise gr.Error(f"the request is not JSON ({exc})")
+            seed_ = fields.get("seed", 0) if isinstance(fields, dict) else 0
+            job = EditorSession()
+            keep = api_folder()
+            try:
+                last = None
+                for update in job.compose(fields, images or [], services, seed=int(seed_ or 0)):
+                    last = update
+                if last is None or last.error or job.article is None:
+                    raise gr.Error(last.status.lstrip("⚠️ ") if last else "nothing was composed")
+                paths = job.export()
+                out = {k: keep / paths[k].name for k in ("json", "zip")}
+                for k in out:
+                    out[k].write_bytes(paths[k].read_bytes())
+                return str(out["json"]), str(out["zip"])
+            finally:
+                job.close()
+
+        api_btn.click(api_compose, [api_request, api_images], [api_json, api_zip], api_name="compose",
+                      concurrency_id=MODEL, concurrency_limit=services.model_slots)
     return demo
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise SystemExit("error: --auth wants USER:PASS")
+    return user, password
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="composer: the browser editor")
-    ap.add_argument("--model", default="embedded", help="embedded | xcomposer2[:ID_OR_PATH]")
-    ap.add_argument("--library", help="an image folder to fill picture slots from (indexed at start)")
+    ap.add_argument("--model", default="embedded", help="embedded | xcomposer2[:ID_OR_PATH] | openai:URL[#MODEL]")
+    ap.add_argument("--library", help="an image folder to fill picture slots from (indexed at start; "
+                                      "default: DATA/library, a library the app keeps)")
     ap.add_argument("--encoder", default="embedded", help="image-text encoder (default: embedded)")
-    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--data", default=os.environ.get("COMPOSER_DATA", "composer-data"),
+                    help="where articles are saved (default: ./composer-data)")
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     ap.add_argument("--port", type=int, default=int(os.environ.get("COMPOSER_PORT", 7860)))
+    ap.add_argument("--auth", help="USER:PASS required to open the editor")
     args = ap.parse_args()
+    auth = parse_auth(args.auth)
     try:
-        model = SerializedModel(load_model(args.model))
-    except (ModelError, ValueError) as exc:
-        raise SystemExit(f"error: model {args.model}: {exc}")
-    from composer.retrieval import ImageLibrary, LibraryError, load_encoder
-
+        workspace = Workspace(args.data)
+    except OSError as exc:
+        raise SystemExit(f"error: --data {args.data}: {exc.strerror or exc}")
+    library = args.library
+    if library is None:
+        library = workspace.root / "library"
+        library.mkdir(exist_ok=True)
     try:
-        encoder = load_encoder(args.encoder)
-        library = None
-        if args.library:
-            library = ImageLibrary(args.library, encoder=encoder)
-            library.sync()
-    except LibraryError as exc:
+        services = load_services(args.model, args.encoder, library)
+    except ServiceError as exc:
         raise SystemExit(f"error: {exc}")
-    demo = build(Services(model, encoder, library))
-    # One model serves every session; events queue rather than interleave inside it.
-    demo.queue(default_concurrency_limit=1)
-    demo.launch(server_name=args.host, server_port=args.port, show_error=True, css=PREVIEW_CSS)
+    sessions = SessionRegistry(lambda: EditorSession(workspace))
+    demo = build(services, workspace, sessions)
+    demo.queue(default_concurrency_limit=None)
+    demo.launch(server_name=args.host, server_port=args.port, show_error=True, css=EDITOR_CSS, auth=auth, i18n=I18N,
+                allowed_paths=[str(workspace.root)] + ([str(services.library.folder)] if services.library else []),
+                max_file_size=MAX_FILE_BYTES)
 
 
 if __name__ == "__main__":

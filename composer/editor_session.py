@@ -1,0 +1,449 @@
+"""One writer's work in the browser editor, and the registry of writers a server holds.
+
+Gradio-free: app.py wires these to events. What Undo says when there is nothing to undo, how an
+upload's error names the file, and what happens to a writer's files and photos when the tab
+closes are decided (and tested) here.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import threading
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from composer.article import Article, Block, Figure, Paragraph
+from composer.export import write_bundle
+from composer.images import ImageError, LoadedImage, load_image
+from composer.model.base import ModelError, Prompt, Sampling
+from composer.model.serialized import Cancelled, SerializedModel
+from composer.planner import edit as edits
+from composer.planner.history import History
+from composer.planner.pipeline import compose
+from composer.planner.request import ComposeRequest, RequestError
+from composer.services import Services, compose_summary, plural
+from composer.workspace import Workspace, WorkspaceError, map_images
+
+EXPORT_PREFIX = "composer-export-"
+STALE = "⚠️ That block has changed since you saw it (another edit came first); nothing was done."
+
+
+def display_name(path: str | Path) -> str:
+    """The name a writer knows a file by. A web server keeps uploads in a cache folder of its own
+    (`/tmp/gradio/<hash>/holiday.jpg`); only the last part is the writer's."""
+    return Path(str(path)).name
+
+
+def named_image_error(exc: ImageError) -> ImageError:
+    """The same error, naming the file rather than where a server happens to keep it."""
+    return ImageError(display_name(exc.path), exc.reason)
+
+
+class StoppableModel:
+    """The shared model as one job sees it: every call carries the job's stop event, so a Stop
+    ends the job's running or queued call with Cancelled and hands the model to the next caller."""
+
+    def __init__(self, model: SerializedModel, stop: threading.Event):
+        self.model, self.stop = model, stop
+        self.name, self.dialect, self.sees_images = model.name, model.dialect, model.sees_images
+        self.usage = model.usage
+        self.small = model.small
+
+    def stream(self, prompt: Prompt, sampling: Sampling) -> Iterator[str]:
+        return self.model.stream(prompt, sampling, stop=self.stop)
+
+    def complete(self, prompts: Sequence[Prompt], sampling: Sampling) -> list[str]:
+        return self.model.complete(prompts, sampling, stop=self.stop)
+
+    def choose(self, prompt: Prompt, options: Sequence[str]) -> list[float]:
+        return self.model.choose(prompt, options, stop=self.stop)
+
+
+@dataclass(frozen=True)
+class Update:
+    """What a writer sees change while a job runs: the status line (plain text; the view escapes
+    it), the text written so far, and whether the article itself changed."""
+
+    status: str
+    draft: str | None = None
+    article_changed: bool = False
+    error: bool = False
+
+
+def block_key(block: Block) -> str:
+    """A short name for a block's content. A view built from one version of the article sends
+    it back with an edit, so an edit aimed at a block that another edit has since changed or
+    moved is refused instead of landing on the wrong block."""
+    return hashlib.sha1(repr(block).encode("utf-8")).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class PhotoStatus:
+    name: str
+    path: str
+    placed_at: int | None  # the block index of its figure, or None
+    reason: str  # why an unused photo is not in the article ("" when placed)
+    after_paragraph: int | None = None  # 1-based number of the paragraph it follows
+
+    def describe(self) -> str:
+        if self.placed_at is not None:
+            return f"placed after paragraph {self.after_paragraph}"
+        return f"unused: {self.reason}" if self.reason else "unused"
+
+
+def photo_statuses(article: Article | None, uploads: Sequence[LoadedImage]) -> list[PhotoStatus]:
+    """What became of each of the writer's photos: where it is placed, or why it is not. The
+    planner's reasons (article.metadata["uploads"]) are used where it gave them; otherwise a
+    photo is placed if a figure shows the same content."""
+    blocks = article.blocks if article is not None else ()
+    at = {b.image.sha256: i for i, b in enumerate(blocks) if isinstance(b, Figure) and b.image is not None}
+    reasons = {}
+    for entry in (article.metadata.get("uploads") or []) if article is not None else []:
+        if isinstance(entry, dict) and entry.get("sha256"):
+            reasons[entry["sha256"]] = str(entry.get("reason") or "")
+    out = []
+    for upload in uploads:
+        sha = upload.ref.sha256
+        placed = at.get(sha)
+        reason = "" if placed is not None else reasons.get(sha, "not in the article" if article is not None else "")
+        after = None
+        if placed is not None:
+            after = sum(1 for b in blocks[:placed] if isinstance(b, Paragraph) and not b.is_heading)
+        out.append(PhotoStatus(display_name(upload.ref.path), upload.ref.path, placed, reason, after))
+    return out
+
+
+_EDIT_DONE = {"rewrite": "Rewritten.", "expand": "Expanded.", "shorten": "Shortened.",
+              "before": "Paragraph inserted.", "after": "Paragraph inserted.", "add_picture": "Picture added."}
+_STAGE_WORDS = {"segment": "Splitting into paragraphs…", "place": "Choosing where pictures go…",
+                "caption": "Writing captions…", "select": "Choosing pictures…"}
+
+
+class EditorSession:
+    """Every version of one writer's article (undo/redo), their photos and their export folder.
+    With a workspace, every change is saved there at once (the browser keeps only the id).
+
+    Events of one writer can overlap (an Undo while their own compose runs), so the history is
+    changed under a lock; the lock is never held while a model runs.
+    """
+
+    def __init__(self, workspace: Workspace | None = None):
+        self._lock = threading.RLock()
+        self._history: History | None = None
+        self._uploads: list[LoadedImage] = []
+        self._export_dir: Path | None = None
+        self.workspace = workspace
+        self.article_id: str | None = None
+        self.stop_event = threading.Event()
+        self._prepared = False
+        self._exports = 0
+        self.closed = False
+        # Counts changes to what the article view shows, so a view knows when to redraw.
+        self.version = 0
+        self.key: str | None = None  # the registry's name for this session (a browser tab)
+
+    # --- the article -----------------------------------------------------------------------
+    @property
+    def article(self) -> Article | None:
+        with self._lock:
+            return self._history.current if self._history else None
+
+    @property
+    def history(self) -> History | None:
+        return self._history
+
+    def push(self, article: Article) -> Article:
+        with self._lock:
+            if self.workspace is not None:
+                if self.article_id is None:
+                    self.article_id = self.workspace.create()
+                article = self.workspace.adopt(self.article_id, article)
+            if self._history is None:
+                self._history = History(article)
+            else:
+                self._history.push(article)
+            self.version += 1
+            self._save()
+            return article
+
+    def _save(self) -> None:
+        if self.workspace is not None and self.article_id is not None and self._history is not None:
+            self.workspace.save(self.article_id, self._history)
+
+    def resume(self, article_id: str | None) -> bool:
+        """Take up a saved article again (after a reload or a browser restart); False if there
+        is none by that id. The id comes from the browser and is checked by the workspace."""
+        if self.workspace is None or not article_id:
+            return False
+        try:
+            history = self.workspace.load(article_id)
+        except WorkspaceError:
+            return False
+        with self._lock:
+            self._history, self.article_id = history, article_id
+            self.version += 1
+        return True
+
+    def start_new(self) -> None:
+        """Compose the next article as a new one (the saved one stays on disk)."""
+        with self._lock:
+            self._history, self.article_id = None, None
+            self.version += 1
+
+    def undo(self) -> str:
+        with self._lock:
+            if self._history is None or not self._history.can_undo:
+                return "Nothing to undo."
+            self._history.undo()
+            self.version += 1
+            self._save()
+        return "Undone."
+
+    def redo(self) -> str:
+        with self._lock:
+            if self._history is None or not self._history.can_redo:
+                return "Nothing to redo."
+            self._history.redo()
+            self.version += 1
+            self._save()
+        return "Redone."
+
+    # --- photos ----------------------------------------------------------------------------
+    @property
+    def uploads(self) -> list[LoadedImage]:
+        return list(self._uploads)
+
+    def set_uploads(self, paths: Sequence[str | Path]) -> list[LoadedImage]:
+        """Decode the writer's photos; a bad one raises ImageError naming the file as the writer
+        knows it, and the photos held before stay."""
+        loaded = []
+        for path in paths:
+            try:
+                loaded.append(load_image(path))
+            except ImageError as exc:
+                raise named_image_error(exc) from None
+        self._uploads = loaded
+        return self.uploads
+
+    # --- jobs that call the model ----------------------------------------------------------
+    def prepare_job(self) -> None:
+        """A job was asked for and may wait in a queue: a Stop from now on stops it, even
+        before it starts."""
+        with self._lock:
+            self.stop_event = threading.Event()
+            self._prepared = True
+
+    def _job_model(self, services: Services) -> StoppableModel:
+        with self._lock:
+            if not self._prepared:  # a Stop pressed before this job was asked for does not stop it
+                self.stop_event = threading.Event()
+            self._prepared = False
+            return StoppableModel(services.model, self.stop_event)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def compose(self, fields: dict[str, Any], photos: Sequence[str | Path], services: Services,
+                seed: int = 0) -> Iterator[Update]:
+        """Compose a new version from the request fields and photos, reporting progress; the
+        article changes only when the compose has finished."""
+        try:
+            request = ComposeRequest.from_dict(fields)
+            self.set_uploads(photos)
+        except (RequestError, ImageError) as exc:
+            yield Update(f"⚠️ {exc}", error=True)
+            return
+        model = self._job_model(services)
+        text, slots = "", 0
+        counts = {"caption": 0, "figure": 0}
+        try:
+            for event in compose(request, model, services.encoder, services.library, uploads=self._uploads,
+                                 seed=seed):
+                if event.kind == "text":
+                    text += event.data["delta"]
+                    yield Update("Writing…", draft=text)
+                elif event.kind == "stage" and event.data["stage"] in _STAGE_WORDS:
+                    yield Update(_STAGE_WORDS[event.data["stage"]])
+                elif event.kind == "slots":
+                    slots = len(event.data["slots"])
+                    yield Update(f"{plural(slots, 'picture')} to place")
+                elif event.kind in counts:
+                    counts[event.kind] += 1
+                    word = "caption" if event.kind == "caption" else "picture"
+                    yield Update(f"{word.capitalize()} {counts[event.kind]} of {slots}")
+                elif event.kind == "done":
+                    article = event.data["article"]
+                    self.push(article)
+                    yield Update(compose_summary(article), article_changed=True)
+        except Cancelled:
+            yield Update("Stopped. The article is as it was.", error=True)
+        except ModelError as exc:
+            yield Update(f"⚠️ The model failed: {exc}. The article is as it was.", error=True)
+
+    def still_there(self, index: int | None, key: str) -> bool:
+        article = self.article
+        return (article is not None and index is not None and 0 <= index < len(article.blocks)
+                and block_key(article.blocks[index]) == key)
+
+    def model_edit(self, op: str, index: int, extra: str, services: Services, key: str | None = None) -> Iterator[Update]:
+        """rewrite | expand | shorten | before | after | add_picture on block `index`."""
+        article = self.article
+        if article is None:
+            yield Update("Compose an article first.", error=True)
+            return
+        if key is not None and not self.still_there(index, key):
+            yield Update(STALE, error=True)
+            return
+        model = self._job_model(services)
+        seed = int(article.metadata.get("seed") or 0)
+        runs = {
+            "rewrite": lambda: edits.rewrite(article, index, model, instruction=extra, seed=seed),
+            "expand": lambda: edits.expand(article, index, model, materials=extra, seed=seed),
+            "shorten": lambda: edits.shorten(article, index, model, instruction=extra, seed=seed),
+            "before": lambda: edits.insert_paragraph(article, index, "before", extra, model, seed=seed),
+            "after": lambda: edits.insert_paragraph(article, index, "after", extra, model, seed=seed),
+            "add_picture": lambda: edits.add_figure(article, index, model, library=services.library,
+                                                    uploads=self._uploads, encoder=services.encoder,
+                                                    caption=extra or None),
+        }
+        text = ""
+        try:
+            for event in runs[op]():
+                if event.kind == "text":
+                    text += event.data["delta"]
+                    yield Update("Writing…", draft=text)
+                elif event.kind == "done":
+                    if self.article is not article:
+                        yield Update("⚠️ The article changed while the model wrote; nothing was replaced.",
+                                     error=True)
+                        return
+                    self.push(event.data["article"])
+                    yield Update(f"{_EDIT_DONE[op]} Undo brings the previous version back.", article_changed=True)
+        except Cancelled:
+            yield Update("Stopped. The article is as it was.", error=True)
+        except (edits.EditError, ModelError, ImageError) as exc:
+            yield Update(f"⚠️ {exc}", error=True)
+
+    def edit(self, fn: Callable[[Article], Article], index: int | None = None, key: str | None = None,
+             done: str = "Edited.") -> Update:
+        """An edit that needs no model (text, caption, swap, delete): applied at once. With
+        `key`, only if block `index` is still the block the writer saw (see block_key)."""
+        with self._lock:
+            article = self.article
+            if article is None:
+                return Update("Compose an article first.", error=True)
+            if key is not None and not self.still_there(index, key):
+                return Update(STALE, error=True)
+            try:
+                self.push(fn(article))
+            except (edits.EditError, ImageError, IndexError) as exc:
+                return Update(f"⚠️ {exc}", error=True)
+        return Update(f"{done} Undo brings the previous version back.", article_changed=True)
+
+    # --- open -------------------------------------------------------------------------------
+    def open_file(self, path: str | Path) -> str:
+        """Reopen an exported article (its .zip, or a lone article.json) as a new article to keep
+        editing; returns the status line. The article held before stays saved."""
+        path, name = Path(path), display_name(path)
+        try:
+            if zipfile.is_zipfile(path):
+                from composer.export import read_bundle
+
+                article = read_bundle(path, extract_to=self._scratch() / f"open-{uuid.uuid4().hex[:8]}")
+                missing = 0
+            else:
+                # A lone article.json has no pictures beside it: its figures keep their captions
+                # and become empty slots to fill again.
+                article = Article.from_json(path.read_text(encoding="utf-8"))
+                missing = sum(1 for f in article.figures if f.image is not None)
+                article = map_images(article, lambda ref: None)
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            return f"⚠️ {name}: cannot be opened ({str(exc).replace(str(path), name)})"
+        with self._lock:
+            self.start_new()
+            self.push(article)
+        note = f" Its {plural(missing, 'picture')} were not in the file: open the .zip to keep them." if missing else ""
+        return f"Opened {name}.{note}"
+
+    def _scratch(self) -> Path:
+        """This session's own temp folder (made when first needed, removed by close)."""
+        with self._lock:
+            if self.closed:
+                raise ValueError("this session has ended")
+            if self._export_dir is None:
+                self._export_dir = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))
+            return self._export_dir
+
+    # --- export ----------------------------------------------------------------------------
+    def export(self) -> dict[str, Path]:
+        """Write the current article as a bundle in this session's own temp folder (made on the
+        first export, removed by close). Each export gets a fresh folder and the one before is
+        removed, so an export never depends on what an earlier one left."""
+        article = self.article
+        if article is None:
+            raise ValueError("compose an article first")
+        scratch = self._scratch()
+        with self._lock:
+            self._exports += 1
+            out = scratch / f"export-{self._exports}"
+        try:
+            paths = write_bundle(article, out)
+        except ImageError as exc:
+            raise named_image_error(exc) from None
+        for old in scratch.glob("export-*"):
+            if old != out:
+                shutil.rmtree(old, ignore_errors=True)
+        return paths
+
+    # --- end -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """The writer left: a job of theirs stops, their temp files go and their photos and
+        history are let go (the saved article stays in the workspace)."""
+        self.stop_event.set()
+        with self._lock:
+            self.closed = True
+            export_dir, self._export_dir = self._export_dir, None
+            self._uploads = []
+            self._history = None
+        if export_dir is not None:
+            shutil.rmtree(export_dir, ignore_errors=True)
+
+
+class SessionRegistry:
+    """The writers a server holds, by session key (a browser tab). A tab that closes is closed
+    here at once, rather than whenever the web framework gets round to dropping its state."""
+
+    def __init__(self, factory: Callable[[], EditorSession] = EditorSession):
+        self._factory = factory
+        self._sessions: dict[str, EditorSession] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> EditorSession:
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is None:
+                session = self._sessions[key] = self._factory()
+                session.key = key
+            return session
+
+    def close(self, key: str) -> None:
+        with self._lock:
+            session = self._sessions.pop(key, None)
+        if session is not None:
+            session.close()
+
+    def close_all(self) -> None:
+        for key in list(self._sessions):
+            self.close(key)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return key in self._sessions

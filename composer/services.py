@@ -1,0 +1,122 @@
+"""What a composer front end runs on: the model, the image-text encoder and the library, built
+from their spec strings in one place, and a finished compose summarised as one status line.
+
+The browser editor uses this; the command line can build its parts the same way.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from composer.article import Article
+from composer.model.base import ModelError
+from composer.model.serialized import SerializedModel
+
+
+class ServiceError(ValueError):
+    """A spec or folder the user gave cannot be used; the message says which and why."""
+
+
+@dataclass
+class Services:
+    model: SerializedModel
+    encoder: Any | None
+    library: Any | None
+
+    @property
+    def model_slots(self) -> int:
+        """How many model calls the backend serves at once (the app's queue for model events).
+        A serialised model runs one call at a time, whatever is behind it."""
+        return 1
+
+    def describe(self) -> str:
+        """Model and encoder named for a header, with a note when the model is the small one."""
+        parts = [f"model **{self.model.name}**"]
+        if self.encoder is not None:
+            parts.append(f"encoder **{getattr(self.encoder, 'name', self.encoder)}**")
+        if self.library is not None:
+            parts.append(f"library **{self.library.folder}** ({len(self.library)} pictures)")
+        line = ", ".join(parts) + "."
+        if self.model.small:
+            line += (" The model is the small offline one that ships with the app: expect plain prose;"
+                     " start with `--model` for a stronger one.")
+        return line
+
+
+def load_services(model_spec: str = "embedded", encoder_spec: str = "embedded", library: str | Path | None = None,
+                  say: Callable[[str], None] = lambda message: None) -> Services:
+    """Load the model (serialised: one owner, many callers), the encoder and, when a folder is
+    given, the library (synced). Raises ServiceError with a one-line message."""
+    from composer.model import load_model
+    from composer.retrieval import ImageLibrary, LibraryError, load_encoder
+
+    say(f"loading model {model_spec}")
+    try:
+        model = SerializedModel(load_model(model_spec))
+    except (ModelError, ValueError) as exc:
+        raise ServiceError(f"model {model_spec}: {exc}") from exc
+    try:
+        say(f"loading image-text encoder {encoder_spec}")
+        encoder = load_encoder(encoder_spec)
+        lib = None
+        if library is not None:
+            say(f"syncing library {library}")
+            lib = ImageLibrary(library, encoder=encoder)
+            lib.sync()
+    except (LibraryError, OSError) as exc:
+        raise ServiceError(str(exc)) from exc
+    return Services(model, encoder, lib)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def compose_summary(article: Article) -> str:
+    """One line on a finished article: what it holds, what is left to do, what a rule decided."""
+    texts = sum(1 for p in article.paragraphs if not p.is_heading)
+    shown = sum(1 for f in article.figures if f.image is not None)
+    empty = len(article.figures) - shown
+    message = f"Done: {plural(texts, 'paragraph')}, {plural(shown, 'picture')}"
+    if empty:
+        message += f", {plural(empty, 'empty slot')} (pick one of its candidates)"
+    message += "."
+    notes = [f"{f['step']}: {f['reason']}" for f in article.metadata.get("fallbacks", [])]
+    if notes:
+        message += " Decided by rule: " + "; ".join(notes)
+    return message
+
+
+# --- the picture library, as a front end manages it ------------------------------------------------
+def library_summary(library: Any | None) -> str:
+    """The library in use in one line: folder, picture count, encoder."""
+    if library is None:
+        return "No picture library."
+    encoder = library.encoder_name or "not indexed yet"
+    return f"Library: {library.folder} · {plural(len(library), 'picture')} · encoder {encoder}"
+
+
+def add_to_library(library: Any, paths: Sequence[str | Path]) -> list[Path]:
+    """Copy pictures into the library's folder (checked as images first; a name already taken
+    gets a number), ready for the next sync. Raises ImageError naming the first bad file."""
+    from composer.editor_session import display_name, named_image_error
+    from composer.images import ImageError, load_image
+
+    for path in paths:
+        try:
+            load_image(path)
+        except ImageError as exc:
+            raise named_image_error(exc) from None
+    added = []
+    for path in paths:
+        name = Path(display_name(path))
+        dest = library.folder / name.name
+        n = 1
+        while dest.exists():
+            dest = library.folder / f"{name.stem}-{n}{name.suffix}"
+            n += 1
+        shutil.copyfile(path, dest)
+        added.append(dest)
+    return added

@@ -1,0 +1,45 @@
+"""One call for the whole job (issue 10.8): a program composes through the editor's named
+API endpoint with gradio_client, against a real server."""
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from composer.app_testing import ROOT, app_server
+
+pytestmark = pytest.mark.slow
+CAT = ROOT / "assets/library/cat.jpg"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with app_server(["--data", str(tmp_path_factory.mktemp("app-data"))],
+                    env={"TMPDIR": str(tmp_path_factory.mktemp("app-tmp"))}) as srv:
+        yield srv
+
+
+def test_compose_endpoint_returns_the_article_and_its_bundle(server):
+    from gradio_client import Client, handle_file
+
+    client = Client(server.url, verbose=False)
+    api = client.view_api(return_format="dict", print_info=False)
+    assert set(api["named_endpoints"]) == {"/compose"}, api["named_endpoints"].keys()
+    request = {"title": "A cat at the window", "outline": ["The cat", "The window"], "length": 100,
+               "image_count": 1}
+    article_json, bundle = client.predict(json.dumps(request), [handle_file(str(CAT))], api_name="/compose")
+    article = json.loads(Path(article_json).read_text(encoding="utf-8"))
+    assert article["title"] == "A cat at the window"
+    assert any(b["type"] == "paragraph" for b in article["blocks"])
+    with zipfile.ZipFile(bundle) as z:
+        assert {"article.md", "article.html", "article.json"} <= set(z.namelist())
+        assert any(n.startswith("images/") for n in z.namelist())
+
+
+def test_compose_endpoint_refuses_a_bad_request_with_one_line(server):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    client = Client(server.url, verbose=False)
+    with pytest.raises(AppError, match="title"):
+        client.predict(json.dumps({"outline": ["x"]}), [], api_name="/compose")

@@ -1,0 +1,215 @@
+"""The editor's per-writer logic, without a browser: undo messages, upload errors that name the
+writer's file, and a closed session's files and photos let go."""
+import gc
+import shutil
+import weakref
+from pathlib import Path
+
+import pytest
+
+from composer.article import Article, Figure, ImageRef, Paragraph
+from composer.editor_session import EXPORT_PREFIX, EditorSession, SessionRegistry
+from composer.images import ImageError
+from composer.services import compose_summary
+
+ROOT = Path(__file__).resolve().parent.parent
+CAT = ROOT / "assets/library/cat.jpg"
+
+
+def article(text: str = "A paragraph.") -> Article:
+    return Article("T", (Paragraph(text),))
+
+
+def test_undo_with_nothing_to_undo_says_so():
+    s = EditorSession()
+    assert s.undo() == "Nothing to undo."
+    assert s.redo() == "Nothing to redo."
+    s.push(article("one"))
+    assert s.undo() == "Nothing to undo."
+    s.push(article("two"))
+    assert s.undo() == "Undone."
+    assert s.article.blocks[0].text == "one"
+    assert s.redo() == "Redone."
+    assert s.redo() == "Nothing to redo."
+    assert s.article.blocks[0].text == "two"
+
+
+def test_upload_error_names_the_file_not_the_server_cache(tmp_path):
+    cache = tmp_path / "gradio" / "0123456789abcdef"
+    cache.mkdir(parents=True)
+    bad = cache / "holiday.jpg"
+    bad.write_text("not really a photo")
+    s = EditorSession()
+    with pytest.raises(ImageError) as info:
+        s.set_uploads([bad])
+    assert str(info.value).startswith("holiday.jpg: ")
+    assert str(tmp_path) not in str(info.value)
+
+
+def test_export_error_names_the_file(tmp_path):
+    gone = tmp_path / "cache" / "gone.jpg"
+    s = EditorSession()
+    s.push(Article("T", (Paragraph("p"), Figure(ImageRef("0" * 64, str(gone)), "c"))))
+    with pytest.raises(ImageError) as info:
+        s.export()
+    assert "gone.jpg" in str(info.value) and str(tmp_path) not in str(info.value)
+    s.close()
+
+
+def test_closing_a_session_removes_its_export_folder_and_lets_its_photos_go(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    shutil.copy(CAT, tmp_path / "cat.jpg")
+    registry = SessionRegistry()
+    s = registry.get("tab-1")
+    assert registry.get("tab-1") is s
+    photos = s.set_uploads([tmp_path / "cat.jpg"])
+    s.push(Article("T", (Paragraph("p"), Figure(photos[0].ref, "a cat", source="upload"))))
+    paths = s.export()
+    assert paths["zip"].is_file()
+    assert len(list(tmp_path.glob(EXPORT_PREFIX + "*"))) == 1
+    pixels = weakref.ref(photos[0].image)
+    del photos
+    registry.close("tab-1")
+    gc.collect()
+    assert list(tmp_path.glob(EXPORT_PREFIX + "*")) == []
+    assert pixels() is None, "the closed session's decoded photo is still held"
+    assert "tab-1" not in registry and len(registry) == 0
+    assert s.article is None
+
+
+def test_a_session_that_never_exports_makes_no_temp_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    s = EditorSession()
+    s.push(article())
+    s.undo()
+    s.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compose_summary_counts_and_notes():
+    a = Article("T", (Paragraph("H", kind="heading", level=2), Paragraph("p1"), Figure(None, "c"), Paragraph("p2")),
+                metadata={"fallbacks": [{"step": "place", "reason": "<b>rule</b>"}]})
+    line = compose_summary(a)
+    assert line.startswith("Done: 2 paragraphs, 0 pictures, 1 empty slot")
+    assert "place: <b>rule</b>" in line  # escaping is the view's job
+
+
+# --- jobs that run the model: progress, the article saved, Stop -------------------------------
+from fakes import ScriptedModel  # noqa: E402
+
+from composer.model.serialized import SerializedModel  # noqa: E402
+from composer.services import Services  # noqa: E402
+from composer.workspace import Workspace  # noqa: E402
+
+TEXT = ("The café opens at seven and the first customers come in from the rain. " * 3 + "\n\n"
+        + "A tabby cat sleeps on the window seat while the espresso machine hisses. " * 3)
+
+
+@pytest.fixture
+def services():
+    model = SerializedModel(ScriptedModel(TEXT, place="1", caption="A cat on a window seat"))
+    yield Services(model, None, None)
+    model.close()
+
+
+def test_compose_reports_progress_and_saves_the_article(services, tmp_path):
+    ws = Workspace(tmp_path)
+    s = EditorSession(ws)
+    updates = list(s.compose({"title": "The café", "length": 100, "image_count": 0}, [], services))
+    assert updates[0].status == "Writing…" and updates[0].draft
+    assert updates[-1].article_changed and updates[-1].status.startswith("Done: ")
+    assert s.article.title == "The café"
+    assert ws.load(s.article_id).current == s.article  # a reload finds it
+
+
+def test_a_bad_request_changes_nothing(services):
+    s = EditorSession()
+    s.push(article("kept"))
+    [update] = list(s.compose({"title": "  "}, [], services))
+    assert update.error and "title" in update.status
+    assert s.article.blocks[0].text == "kept"
+
+
+def test_stop_mid_compose_keeps_the_previous_article(services):
+    s = EditorSession()
+    s.push(article("kept"))
+    job = s.compose({"title": "The café", "length": 100}, [], services)
+    first = next(job)
+    assert first.status == "Writing…"
+    s.stop()
+    rest = list(job)
+    assert rest[-1].status.startswith("Stopped") and rest[-1].error
+    assert s.article.blocks[0].text == "kept"
+    # The model serves the next job at once.
+    assert list(s.compose({"title": "Again", "length": 100}, [], services))[-1].article_changed
+
+
+def test_each_photo_says_where_it_went_or_why_not(tmp_path):
+    from composer.editor_session import photo_statuses
+
+    shutil.copy(CAT, tmp_path / "cat.jpg")
+    shutil.copy(ROOT / "assets/library/coffee.jpg", tmp_path / "coffee.jpg")
+    s = EditorSession()
+    cat, coffee = s.set_uploads([tmp_path / "cat.jpg", tmp_path / "coffee.jpg"])
+    a = Article("T", (Paragraph("H", kind="heading", level=2), Paragraph("p1"), Paragraph("p2"),
+                      Figure(cat.ref, "a cat", source="upload")),
+                metadata={"uploads": [{"sha256": coffee.ref.sha256, "reason": "the request asks for 1 picture"}]})
+    placed, unused = photo_statuses(a, s.uploads)
+    assert (placed.name, placed.describe()) == ("cat.jpg", "placed after paragraph 2")
+    assert (unused.name, unused.describe()) == ("coffee.jpg", "unused: the request asks for 1 picture")
+    plain = Article("T", (Paragraph("p1"),))
+    assert photo_statuses(plain, s.uploads)[1].describe() == "unused: not in the article"
+
+
+def test_pictures_added_to_a_library_are_checked_and_never_overwrite(tmp_path, tiny_clip):
+    from composer.retrieval import ImageLibrary
+    from composer.services import add_to_library, library_summary
+
+    folder = tmp_path / "library"
+    folder.mkdir()
+    lib = ImageLibrary(folder, encoder=tiny_clip)
+    assert "0 pictures" in library_summary(lib)
+    cache = tmp_path / "cache" / "abc"
+    cache.mkdir(parents=True)
+    shutil.copy(CAT, cache / "cat.jpg")
+    (cache / "notes.jpg").write_text("not a picture")
+    with pytest.raises(ImageError, match=r"^notes\.jpg: "):
+        add_to_library(lib, [cache / "cat.jpg", cache / "notes.jpg"])
+    assert list(folder.glob("*.jpg")) == []  # nothing half added
+    add_to_library(lib, [cache / "cat.jpg"])
+    add_to_library(lib, [cache / "cat.jpg"])
+    assert sorted(p.name for p in folder.glob("*.jpg")) == ["cat-1.jpg", "cat.jpg"]
+    lib.sync()
+    assert "2 pictures" in library_summary(lib)
+    lib.close()
+
+
+def test_a_stop_while_the_compose_waits_in_the_queue_stops_it(services):
+    s = EditorSession()
+    s.push(article("kept"))
+    s.prepare_job()  # Compose pressed: the job waits for the model
+    s.stop()
+    updates = list(s.compose({"title": "The café", "length": 100}, [], services))
+    assert updates[-1].status.startswith("Stopped")
+    assert s.article.blocks[0].text == "kept"
+    assert list(s.compose({"title": "Again", "length": 100}, [], services))[-1].article_changed
+
+
+def test_exporting_again_replaces_the_previous_export(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    s = EditorSession()
+    s.push(article("one"))  # no pictures: the case a second export into one folder refused
+    first = s.export()
+    s.push(article("two"))
+    second = s.export()
+    assert "two" in second["markdown"].read_text()
+    assert not first["zip"].exists()
+    s.close()
+    assert list(tmp_path.iterdir()) == []
