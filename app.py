@@ -24,6 +24,7 @@ from pathlib import Path
 import gradio as gr
 
 from composer.article import Article, Figure, Paragraph
+from composer.check import check_article, flag_lines, flags_of, marked_sentences
 from composer.editor_session import (EditorSession, SessionRegistry, Update, block_key, display_name,
                                      photo_statuses)
 from composer.images import MAX_FILE_BYTES, ImageError
@@ -55,6 +56,10 @@ EDITOR_CSS = """
 #article .figure-image img { border-radius: 4px; }
 #article .caption textarea { font-family: var(--prose); font-style: italic; text-align: center; color: #6b655c; }
 #article .empty-slot { color: #8a3b12; }
+#article .claims { font-size: 0.9rem; color: #6b4a12; background: #fff8e6; border-left: 3px solid #e0a526;
+  padding: 0.3rem 0.6rem; margin: 0.2rem 0 0.3rem; }
+#article .claims blockquote { margin: 0.2rem 0 0; font-style: italic; }
+#article .claims mark { background: #ffd97a; padding: 0 0.1em; }
 #draft .draft { white-space: pre-wrap; font-family: var(--prose); font-size: 1.05rem; line-height: 1.6; color: #444; }
 """
 
@@ -72,6 +77,7 @@ ZH = {
     "Rewrite": "改写", "Expand": "扩写", "Shorten": "缩写", "Insert before": "在前面插入", "Insert after": "在后面插入",
     "Add picture after": "在后面加图", "Delete": "删除", "Caption": "图注", "Search library": "搜索图片库",
     "Remove picture": "移除图片", "Other pictures: click one to use it": "其他图片：点击即可替换",
+    "Rewrite keeping to the materials": "按素材改写",
 }
 I18N = gr.I18n(en={key: key for key in ZH}, zh=ZH)
 t = I18N
@@ -84,6 +90,16 @@ def status_markdown(text: str) -> str:
 
 def draft_html(text: str) -> str:
     return f'<div class="draft">{html.escape(text)}</div>'
+
+
+def claims_html(flags) -> str:
+    """The sentences of a paragraph that the materials do not support, the claims marked. Model
+    text is escaped piece by piece; only our <mark> tags are markup."""
+    rows = ["".join(f"<mark>{html.escape(text)}</mark>" if flagged else html.escape(text) for text, flagged in pieces)
+            for pieces in marked_sentences(flags)]
+    reasons = "; ".join(dict.fromkeys(html.escape(f.reason) for f in flags))
+    return (f'<div class="claims"><span class="claims-label">Not in your materials:</span> {reasons}'
+            + "".join(f"<blockquote>{row}</blockquote>" for row in rows) + "</div>")
 
 
 def title_html(article: Article) -> str:
@@ -158,12 +174,13 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                             gr.Markdown("The article appears here.", elem_classes="empty-article")
                             return
                         gr.HTML(title_html(article), key="title", container=False)
+                        flagged = flags_of(article)
                         for i, b in enumerate(article.blocks):
                             key = block_key(b)
                             if isinstance(b, Figure):
                                 figure_view(i, key, b)
                             else:
-                                paragraph_view(i, key, b, article)
+                                paragraph_view(i, key, b, article, flagged.get(i, []))
 
         outputs = [status, draft, shown, photo_report]  # what every article event updates
 
@@ -198,7 +215,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
 
             return handler
 
-        def paragraph_view(i: int, key: str, p: Paragraph, article: Article):
+        def paragraph_view(i: int, key: str, p: Paragraph, article: Article, flags):
             with gr.Group(elem_classes=["c-block", "c-heading" if p.is_heading else "c-paragraph"]):
                 text = gr.Textbox(p.text, show_label=False, lines=1 if p.is_heading else 2, max_lines=40,
                                   key=("text", i, key), elem_classes=["block-text"], container=False,
@@ -222,6 +239,12 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                         plain(i, key, lambda a, idx, _: edits.delete_block(a, idx), "Paragraph deleted."),
                         [instruction], outputs,
                         **at_once)
+                if flags:  # claims the materials do not support, and the one click that fixes them
+                    gr.HTML(claims_html(flags), key=("claims", i, key), container=False)
+                    if not p.is_heading:
+                        b = gr.Button(t("Rewrite keeping to the materials"), size="sm", key=("ground", i, key),
+                                      elem_classes=["ground"])
+                        b.click(model_job("ground", i, key), [instruction], outputs, **model_queue)
 
         def figure_view(i: int, key: str, f: Figure):
             with gr.Group(elem_classes=["c-block", "c-figure"]):
@@ -420,6 +443,23 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
 
         api_btn.click(api_compose, [api_request, api_images], [api_json, api_zip], api_name="compose",
                       concurrency_id=MODEL, concurrency_limit=services.model_slots)
+        with gr.Row(visible=False):
+            check_file = gr.File(label="article.json")
+            check_lines = gr.Textbox(label="flags")
+            check_btn = gr.Button("check (API)")
+
+        def api_check(path: str | None) -> str:
+            """The claims of an article.json that its materials do not support: one line each
+            (`paragraph 2: "…" — 4,321 is not in the materials`), or a note said once."""
+            if not path:
+                raise gr.Error("send an article.json")
+            try:
+                article = Article.from_json(Path(path).read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+                raise gr.Error(f"not an article.json ({exc})") from None
+            return "\n".join(flag_lines(check_article(article)))
+
+        check_btn.click(api_check, [check_file], [check_lines], api_name="check", concurrency_limit=None)
     return demo
 
 
@@ -434,7 +474,7 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="composer: the browser editor")
-    ap.add_argument("--model", default="embedded", help="embedded | xcomposer2[:ID_OR_PATH] | openai:URL[#MODEL]")
+    ap.add_argument("--model", default="embedded", help="embedded | xcomposer2[:ID_OR_PATH] | openai:URL[,URL...][#MODEL]")
     ap.add_argument("--library", help="an image folder to fill picture slots from (indexed at start; "
                                       "default: DATA/library, a library the app keeps)")
     ap.add_argument("--encoder", default="embedded", help="image-text encoder (default: embedded)")

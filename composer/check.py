@@ -757,3 +757,44 @@ def summary_line(result: CheckResult, limit: int = 5, command: str = "python -m 
     n = len(result.flags)
     line = f"{n} claim{'s' if n != 1 else ''} not in your materials: " + "; ".join(items)
     return line + (f"; and {more} more ({command})" if more > 0 else "")
+
+
+def flag_lines(result: CheckResult) -> list[str]:
+    """One line per flag (`paragraph 2: "…sentence…" — 4,321 is not in the materials`), or the
+    note said once; what `python -m composer check` prints and the /check API returns."""
+    if result.note:
+        return [result.note]
+    return [f"{result.labels.get(f.block, f'block {f.block + 1}')}: \"{f.sentence}\" — {f.reason}"
+            for f in result.flags]
+
+
+def marked_sentences(flags: Sequence[Flag]) -> list[list[tuple[str, bool]]]:
+    """Each flagged sentence of one block as pieces of text, True where a claim is flagged, for
+    an editor to highlight (pieces joined give the sentence back, character for character)."""
+    by_sentence: dict[tuple[int, str], list[Flag]] = {}
+    for f in flags:
+        by_sentence.setdefault((f.sentence_start, f.sentence), []).append(f)
+    out = []
+    for (_, sentence), group in sorted(by_sentence.items()):
+        pieces: list[tuple[str, bool]] = []
+        at = 0
+        for f in sorted(group, key=lambda f: (f.start, -f.end)):
+            if f.start < at:  # overlaps a claim already marked
+                continue
+            if f.start > at:
+                pieces.append((sentence[at:f.start], False))
+            pieces.append((sentence[f.start:f.end], True))
+            at = f.end
+        if at < len(sentence):
+            pieces.append((sentence[at:], False))
+        out.append(pieces)
+    return out
+
+
+def flags_of(article: Article) -> dict[int, list[Flag]]:
+    """The stored check (metadata["claims"], written by annotate) by block index."""
+    result = CheckResult.from_dict(article.metadata.get("claims") or {})
+    by_block: dict[int, list[Flag]] = {}
+    for f in result.flags:
+        by_block.setdefault(f.block, []).append(f)
+    return by_block

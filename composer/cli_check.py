@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from composer.article import Article
-from composer.check import CheckResult, check_article
+from composer.check import CheckResult, check_article, flag_lines
 from composer.cli_compose import UsageError
 
 
@@ -68,12 +68,8 @@ def _check_types(article: Article) -> None:
 
 
 def print_flags(result: CheckResult, out: TextIO) -> None:
-    if result.note:
-        print(result.note, file=out)
-        return
-    for flag in result.flags:
-        label = result.labels.get(flag.block, f"block {flag.block + 1}")
-        print(f"{label}: \"{_printable(flag.sentence)}\" — {_printable(flag.reason)}", file=out)
+    for line in flag_lines(result):
+        print(_printable(line), file=out)
 
 
 def _printable(text: str) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from composer.images import ImageError, load_image
 from composer.model.base import ModelError
 from composer.planner.request import RequestError, load_request, parse_image_count
+from composer.services import ServiceError, compose_summary, load_services
 
 
 class UsageError(Exception):
@@ -34,7 +35,6 @@ def add_compose_parser(subparsers) -> None:
 
 def run_compose(args: argparse.Namespace) -> int:
     from composer.export import write_bundle
-    from composer.model import load_model
     from composer.planner.pipeline import compose
 
     try:
@@ -47,19 +47,12 @@ def run_compose(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
 
     say = _progress_printer(quiet=args.quiet)
-    say("stage", f"loading model {args.model}")
-    try:
-        model = load_model(args.model)
-    except (ModelError, ValueError) as exc:
-        raise UsageError(f"model {args.model}: {exc}") from exc
-    encoder = library = None
-    if uploads or args.library:
-        say("stage", f"loading image-text encoder {args.encoder}")
-        from composer.retrieval import load_encoder
-
-        encoder = load_encoder(args.encoder)
-    if args.library:
-        library = _open_library(args.library, encoder, say)
+    try:  # the encoder only when there are pictures to match: it costs seconds to load
+        services = load_services(args.model, args.encoder if uploads or args.library else None, args.library,
+                                 say=lambda message: say("stage", message))
+    except ServiceError as exc:
+        raise UsageError(str(exc)) from exc
+    model, encoder, library = services.model, services.encoder, services.library
 
     try:
         article = _run(compose(request, model, encoder, library, uploads=uploads, seed=args.seed), say)
@@ -108,7 +101,8 @@ def _run(events, say):
         elif event.kind == "done":
             article = event.data["article"]
             usage = event.data["usage"]
-            say("stage", f"done: {usage['prefill']} prompt + {usage['decode']} generated tokens")
+            say("stage", f"{compose_summary(article)} ({usage['prefill']} prompt + {usage['decode']} "
+                         "generated tokens)")
     assert article is not None, "compose ended without a done event"
     return article
 
@@ -123,18 +117,6 @@ def _check_out_dir(out: Path) -> None:
         check_writable(out.absolute())
     except OSError as exc:  # FileExistsError included
         raise UsageError(f"--out {exc}") from exc
-
-
-def _open_library(folder: str, encoder, say):
-    from composer.retrieval import ImageLibrary, LibraryError
-
-    try:
-        lib = ImageLibrary(folder, encoder=encoder)
-        say("stage", f"syncing library {folder}")
-        lib.sync()
-    except LibraryError as exc:
-        raise UsageError(str(exc)) from exc
-    return lib
 
 
 def _progress_printer(quiet: bool):

@@ -12,9 +12,10 @@ import tempfile
 import threading
 import uuid
 import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from composer.article import Article, Block, Figure, Paragraph
 from composer.export import write_bundle
@@ -118,7 +119,8 @@ def photo_statuses(article: Article | None, uploads: Sequence[LoadedImage]) -> l
 
 
 _EDIT_DONE = {"rewrite": "Rewritten.", "expand": "Expanded.", "shorten": "Shortened.",
-              "before": "Paragraph inserted.", "after": "Paragraph inserted.", "add_picture": "Picture added."}
+              "before": "Paragraph inserted.", "after": "Paragraph inserted.", "add_picture": "Picture added.",
+              "ground": "Rewritten from your materials."}
 _STAGE_WORDS = {"segment": "Splitting into paragraphs…", "place": "Choosing where pictures go…",
                 "caption": "Writing captions…", "select": "Choosing pictures…"}
 
@@ -290,7 +292,7 @@ class EditorSession:
                 and block_key(article.blocks[index]) == key)
 
     def model_edit(self, op: str, index: int, extra: str, services: Services, key: str | None = None) -> Iterator[Update]:
-        """rewrite | expand | shorten | before | after | add_picture on block `index`."""
+        """rewrite | expand | shorten | before | after | add_picture | ground on block `index`."""
         article = self.article
         if article is None:
             yield Update("Compose an article first.", error=True)
@@ -309,6 +311,7 @@ class EditorSession:
             "add_picture": lambda: edits.add_figure(article, index, model, library=services.library,
                                                     uploads=self._uploads, encoder=services.encoder,
                                                     caption=extra or None),
+            "ground": lambda: edits.keep_to_materials(article, index, model, seed=seed),
         }
         text = ""
         try:

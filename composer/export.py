@@ -277,7 +277,11 @@ def _markdown_document(article: Article, images: dict[int, ExportedImage]) -> st
 
 
 def _write_markdown(article: Article, out_dir: Path, images: dict[int, ExportedImage]) -> Path:
-    (out_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    # No empty images/ for an article without pictures: the manifest lists files, and a folder
+    # it cannot account for would make the next export refuse to replace the bundle.
+    if images:
+        (out_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     for image in images.values():
         (out_dir / image.name).write_bytes(image.data)
     md_path = out_dir / "article.md"

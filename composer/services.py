@@ -6,13 +6,17 @@ The browser editor uses this; the command line can build its parts the same way.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from composer.article import Article
 from composer.model.base import ModelError
 from composer.model.serialized import SerializedModel
+
+if TYPE_CHECKING:
+    from composer.retrieval import ImageLibrary, ImageTextEncoder
 
 
 class ServiceError(ValueError):
@@ -22,20 +26,20 @@ class ServiceError(ValueError):
 @dataclass
 class Services:
     model: SerializedModel
-    encoder: Any | None
-    library: Any | None
+    encoder: ImageTextEncoder | None
+    library: ImageLibrary | None
 
     @property
     def model_slots(self) -> int:
-        """How many model calls the backend serves at once (the app's queue for model events).
-        A serialised model runs one call at a time, whatever is behind it."""
-        return 1
+        """How many model calls the backend serves at once (the app's queue for model events):
+        one for a model that is one mutable thing, more for a pool of servers."""
+        return self.model.workers
 
     def describe(self) -> str:
         """Model and encoder named for a header, with a note when the model is the small one."""
         parts = [f"model **{self.model.name}**"]
         if self.encoder is not None:
-            parts.append(f"encoder **{getattr(self.encoder, 'name', self.encoder)}**")
+            parts.append(f"encoder **{self.encoder.name}**")
         if self.library is not None:
             parts.append(f"library **{self.library.folder}** ({len(self.library)} pictures)")
         line = ", ".join(parts) + "."
@@ -45,10 +49,11 @@ class Services:
         return line
 
 
-def load_services(model_spec: str = "embedded", encoder_spec: str = "embedded", library: str | Path | None = None,
-                  say: Callable[[str], None] = lambda message: None) -> Services:
-    """Load the model (serialised: one owner, many callers), the encoder and, when a folder is
-    given, the library (synced). Raises ServiceError with a one-line message."""
+def load_services(model_spec: str = "embedded", encoder_spec: str | None = "embedded",
+                  library: str | Path | None = None, say: Callable[[str], None] = lambda message: None) -> Services:
+    """Load the model (serialised: one owner, many callers), the encoder (None: no encoder, for
+    a compose with no pictures to match) and, when a folder is given, the library (synced).
+    Raises ServiceError with a one-line message."""
     from composer.model import load_model
     from composer.retrieval import ImageLibrary, LibraryError, load_encoder
 
@@ -58,10 +63,11 @@ def load_services(model_spec: str = "embedded", encoder_spec: str = "embedded", 
     except (ModelError, ValueError) as exc:
         raise ServiceError(f"model {model_spec}: {exc}") from exc
     try:
-        say(f"loading image-text encoder {encoder_spec}")
-        encoder = load_encoder(encoder_spec)
-        lib = None
-        if library is not None:
+        encoder = lib = None
+        if encoder_spec is not None:
+            say(f"loading image-text encoder {encoder_spec}")
+            encoder = load_encoder(encoder_spec)
+        if library is not None and encoder is not None:
             say(f"syncing library {library}")
             lib = ImageLibrary(library, encoder=encoder)
             lib.sync()
@@ -83,6 +89,9 @@ def compose_summary(article: Article) -> str:
     if empty:
         message += f", {plural(empty, 'empty slot')} (pick one of its candidates)"
     message += "."
+    flagged = len((article.metadata.get("claims") or {}).get("flags") or ())
+    if flagged:
+        message += f" {plural(flagged, 'claim')} not in your materials."
     notes = [f"{f['step']}: {f['reason']}" for f in article.metadata.get("fallbacks", [])]
     if notes:
         message += " Decided by rule: " + "; ".join(notes)

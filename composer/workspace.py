@@ -20,9 +20,9 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable
 
 from composer.article import Article, Candidate, Figure, ImageRef
 from composer.planner.history import History

@@ -24,7 +24,7 @@ def test_compose_endpoint_returns_the_article_and_its_bundle(server):
 
     client = Client(server.url, verbose=False)
     api = client.view_api(return_format="dict", print_info=False)
-    assert set(api["named_endpoints"]) == {"/compose"}, api["named_endpoints"].keys()
+    assert set(api["named_endpoints"]) == {"/compose", "/check"}, api["named_endpoints"].keys()
     request = {"title": "A cat at the window", "outline": ["The cat", "The window"], "length": 100,
                "image_count": 1}
     article_json, bundle = client.predict(json.dumps(request), [handle_file(str(CAT))], api_name="/compose")
@@ -34,6 +34,12 @@ def test_compose_endpoint_returns_the_article_and_its_bundle(server):
     with zipfile.ZipFile(bundle) as z:
         assert {"article.md", "article.html", "article.json"} <= set(z.namelist())
         assert any(n.startswith("images/") for n in z.namelist())
+    # The same article's check through /check: the lines `python -m composer check` prints.
+    from composer.article import Article
+    from composer.check import check_article, flag_lines
+
+    lines = client.predict(handle_file(article_json), api_name="/check")
+    assert lines == "\n".join(flag_lines(check_article(Article.from_dict(article))))
 
 
 def test_compose_endpoint_refuses_a_bad_request_with_one_line(server):
@@ -43,3 +49,16 @@ def test_compose_endpoint_refuses_a_bad_request_with_one_line(server):
     client = Client(server.url, verbose=False)
     with pytest.raises(AppError, match="title"):
         client.predict(json.dumps({"outline": ["x"]}), [], api_name="/compose")
+
+
+def test_check_endpoint_flags_invented_claims(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    article = {"format": 1, "title": "T", "metadata": {"request": {"title": "T", "materials": "It opens at 7:00."}},
+               "blocks": [{"type": "paragraph", "text": "It opens at 7:00 and sells 4,321 cups.", "kind": "paragraph",
+                           "level": 0}]}
+    path = tmp_path / "article.json"
+    path.write_text(json.dumps(article), encoding="utf-8")
+    lines = Client(server.url, verbose=False).predict(handle_file(str(path)), api_name="/check")
+    assert lines == 'paragraph 1: "It opens at 7:00 and sells 4,321 cups." — 4,321 is not in the materials'
+

@@ -188,3 +188,17 @@ def test_claim_like_text_no_crash_and_spans_inside_sentence(pieces):
     flags, _ = check_text(text, SOURCES)
     for f in flags:
         assert f.sentence[f.start:f.end] == f.claim
+
+
+def test_marked_sentences_mark_exactly_the_flagged_claims_and_keep_every_character():
+    from composer.check import annotate, flags_of, marked_sentences
+
+    article = annotate(crafted_article())
+    for block, flags in flags_of(article).items():
+        for pieces in marked_sentences(flags):
+            sentence = "".join(text for text, _ in pieces)
+            assert sentence in {f.sentence for f in flags}
+            marked = {text for text, flagged in pieces if flagged}
+            assert marked <= {f.claim for f in flags if f.sentence == sentence} | {
+                f.sentence[f.start:f.end] for f in flags}
+            assert marked

@@ -311,6 +311,14 @@ def test_bundle_replaces_previous_bundle(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
 
 
+def test_a_bundle_without_pictures_is_replaced_by_the_next_export(tmp_path):
+    out = tmp_path / "bundle"
+    plain = Article(title="words only", blocks=(Paragraph("No pictures here."),))
+    write_bundle(plain, out)
+    write_bundle(plain, out)  # was refused: an empty images/ the manifest did not account for
+    assert "No pictures here." in (out / "article.md").read_text(encoding="utf-8")
+
+
 def test_bundle_into_empty_existing_folder(tmp_path):
     out = tmp_path / "empty"
     out.mkdir()

@@ -206,6 +206,30 @@ def test_concurrent_streams_are_complete_and_not_interleaved(model, slow):
     assert slow.max_active == 1 and len(slow.threads) == 1
 
 
+def test_a_thread_safe_model_serves_several_calls_at_once(slow):
+    """A pool of servers (RemoteChatModel declares thread_safe) is given several owner threads,
+    so a second writer does not wait for the first; a model that is one mutable thing never is."""
+    slow.thread_safe = True
+    model = SerializedModel(slow)
+    assert model.workers > 1
+    outs: dict[str, str] = {}
+
+    def write(tag):
+        outs[tag] = "".join(model.stream(P(tag), S(25)))
+
+    threads = [threading.Thread(target=write, args=(t,), daemon=True) for t in ("w1", "w2", "w3")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(BOUND)
+    assert outs == {t: expected(t, 25) for t in ("w1", "w2", "w3")}
+    assert slow.max_active > 1
+    slow.thread_safe = False
+    with pytest.raises(ValueError, match="one owner"):
+        SerializedModel(slow, workers=2)
+    assert SerializedModel(slow).workers == 1
+
+
 # --- (d) a reader that never comes back ----------------------------------------------------
 def test_a_reader_that_stops_reading_is_dropped_after_the_idle_timeout(slow):
     m = SerializedModel(slow, buffer=2, idle_timeout=0.3)

@@ -34,6 +34,7 @@ from typing import Any
 from composer.model.base import ChatModel, ChatModelBase, ModelError, Prompt, Sampling
 
 DEFAULT_IDLE_TIMEOUT = 30.0  # seconds a full buffer may wait for its reader before the model moves on
+THREAD_SAFE_WORKERS = 8  # calls a thread-safe model (servers that queue and batch) is given at once
 DEFAULT_BUFFER = 256  # tokens produced ahead of the reader; bounded so an idle reader costs little
 _STOP_POLL = 0.05  # a threading.Event cannot wake a Condition: waits that watch one poll it this often
 
@@ -91,19 +92,22 @@ class _Request:
 
 
 class _Owner:
-    """The thread that owns the model. It holds no reference to the SerializedModel, which
-    stops it (a None in the queue) when it is closed or collected."""
+    """The thread(s) that own the model: one for a model that is one mutable thing, several for
+    a thread-safe one (a pool of servers), all taking requests from one queue. It holds no
+    reference to the SerializedModel, which stops it (a None per thread) when closed or collected."""
 
-    def __init__(self, model: ChatModel, idle_timeout: float, buffer: int):
-        self.model, self.idle_timeout, self.buffer = model, idle_timeout, buffer
+    def __init__(self, model: ChatModel, idle_timeout: float, buffer: int, workers: int = 1):
+        self.model, self.idle_timeout, self.buffer, self.workers = model, idle_timeout, buffer, workers
         self.jobs: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self.idle = threading.Event()
         self.idle.set()
         self._pending = 0
         self._count_lock = threading.Lock()
         self.closed = False
-        self.thread = threading.Thread(target=self._serve, name=f"model-owner:{model.name}", daemon=True)
-        self.thread.start()
+        self.threads = [threading.Thread(target=self._serve, name=f"model-owner:{model.name}", daemon=True)
+                        for _ in range(workers)]
+        for thread in self.threads:
+            thread.start()
 
     def submit(self, req: _Request) -> None:
         with self._count_lock:
@@ -117,7 +121,8 @@ class _Owner:
         """Serve what is queued, then end the thread."""
         with self._count_lock:
             self.closed = True
-        self.jobs.put(None)
+        for _ in self.threads:
+            self.jobs.put(None)
 
     def _served(self) -> None:
         with self._count_lock:
@@ -236,18 +241,23 @@ class SerializedModel(ChatModelBase):
     `idle_timeout`: seconds a stream whose buffer is full waits for its reader before the model
     is given to the next request. `buffer`: tokens a stream may run ahead of its reader.
     `close()` ends the owner thread after the queued requests (also when the model is collected).
+    `workers`: calls served at once; 1 unless the model declares itself `thread_safe` (a pool of
+    servers), which gets THREAD_SAFE_WORKERS so that every server stays busy.
     """
 
     def __init__(self, model: ChatModel, *, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-                 buffer: int = DEFAULT_BUFFER):
+                 buffer: int = DEFAULT_BUFFER, workers: int | None = None):
         if buffer < 1 or idle_timeout <= 0:
             raise ValueError("buffer must be at least 1 and idle_timeout positive")
+        self.workers = workers or (THREAD_SAFE_WORKERS if model.thread_safe else 1)
+        if self.workers > 1 and not model.thread_safe:
+            raise ValueError(f"{model.name} is one mutable thing: it is served by one owner thread")
         self.model = model
         self.name, self.dialect, self.sees_images = model.name, model.dialect, model.sees_images
         self.usage = model.usage
         self.small = model.small
         self.idle_timeout = idle_timeout
-        self._owner = _Owner(model, idle_timeout, buffer)
+        self._owner = _Owner(model, idle_timeout, buffer, self.workers)
         self._finalizer = weakref.finalize(self, self._owner.stop)
 
     # --- the ChatModel protocol ------------------------------------------------------------
