@@ -25,8 +25,7 @@ import gradio as gr
 
 from composer.article import Article, Figure, Paragraph
 from composer.check import check_article, flag_lines, flags_of, marked_sentences
-from composer.editor_session import (EditorSession, SessionRegistry, Update, block_key, display_name,
-                                     photo_statuses)
+from composer.editor_session import EditorSession, SessionRegistry, Update, block_key, display_name, photo_statuses
 from composer.images import MAX_FILE_BYTES, ImageError
 from composer.planner import edit as edits
 from composer.retrieval import LibraryError
@@ -66,14 +65,16 @@ EDITOR_CSS = """
 
 # Interface labels in English and Chinese: the browser's language picks one (keys are the English).
 ZH = {
-    "Title": "标题", "Outline (one point per line)": "提纲（每行一点）", "Materials (facts, notes)": "素材（事实、笔记）",
+    "Title": "标题", "Outline (one point per line)": "提纲（每行一点）",
+    "Materials (facts, notes)": "素材（事实、笔记）",
     "Style": "风格", "Length (words)": "篇幅（词数）", "Language": "语言", "Pictures": "图片数量", "Seed": "随机种子",
     "Your photos": "你的照片", "Compose": "撰写", "Stop": "停止", "New article": "新文章",
     "Open article.json or .zip": "打开 article.json 或 .zip", "Picture library": "图片库",
     "Add pictures to the library": "向图片库添加图片", "Re-sync the library": "重新同步图片库", "Search": "搜索",
     "Found": "搜索结果", "Undo": "撤销", "Redo": "重做", "Export": "导出", "Download .zip": "下载 .zip",
     "Download .html": "下载 .html", "Download article.json": "下载 article.json",
-    "Instruction for Rewrite / Expand / Shorten, or what a new paragraph is about": "改写、扩写、缩写的要求，或新段落的内容",
+    "Instruction for Rewrite / Expand / Shorten, or what a new paragraph is about":
+        "改写、扩写、缩写的要求，或新段落的内容",
     "Rewrite": "改写", "Expand": "扩写", "Shorten": "缩写", "Insert before": "在前面插入", "Insert after": "在后面插入",
     "Add picture after": "在后面加图", "Delete": "删除", "Caption": "图注", "Search library": "搜索图片库",
     "Remove picture": "移除图片", "Other pictures: click one to use it": "其他图片：点击即可替换",
@@ -164,7 +165,9 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                     zip_file = gr.DownloadButton(t("Download .zip"), visible=False, size="sm")
                     html_file = gr.DownloadButton(t("Download .html"), visible=False, size="sm")
                     json_file = gr.DownloadButton(t("Download article.json"), visible=False, size="sm")
-                instruction = gr.Textbox(label=t("Instruction for Rewrite / Expand / Shorten, or what a new paragraph is about"), lines=1, elem_id="instruction")
+                instruction = gr.Textbox(
+                    label=t("Instruction for Rewrite / Expand / Shorten, or what a new paragraph is about"), lines=1,
+                    elem_id="instruction")
                 draft = gr.HTML(elem_id="draft")
                 with gr.Column(elem_id="article"):
                     @gr.render(inputs=[shown])
@@ -393,7 +396,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                 try:
                     hits = library.search(text.strip(), k=12)
                 except LibraryError as exc:
-                    raise gr.Error(str(exc))
+                    raise gr.Error(str(exc)) from None
                 return [(ref.path, f"{display_name(ref.path)} · {score:.2f}") for ref, score in hits]
 
             library_search_btn.click(on_library_search, [library_query], [library_hits], **at_once)
@@ -423,7 +426,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
             try:
                 fields = json.loads(request_json or "")
             except ValueError as exc:
-                raise gr.Error(f"the request is not JSON ({exc})")
+                raise gr.Error(f"the request is not JSON ({exc})") from None
             seed_ = fields.get("seed", 0) if isinstance(fields, dict) else 0
             job = EditorSession()
             keep = api_folder()
@@ -474,7 +477,8 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="composer: the browser editor")
-    ap.add_argument("--model", default="embedded", help="embedded | xcomposer2[:ID_OR_PATH] | openai:URL[,URL...][#MODEL]")
+    ap.add_argument("--model", default="embedded",
+                    help="embedded | xcomposer2[:ID_OR_PATH] | openai:URL[,URL...][#MODEL]")
     ap.add_argument("--library", help="an image folder to fill picture slots from (indexed at start; "
                                       "default: DATA/library, a library the app keeps)")
     ap.add_argument("--encoder", default="embedded", help="image-text encoder (default: embedded)")
@@ -488,7 +492,7 @@ def main() -> None:
     try:
         workspace = Workspace(args.data)
     except OSError as exc:
-        raise SystemExit(f"error: --data {args.data}: {exc.strerror or exc}")
+        raise SystemExit(f"error: --data {args.data}: {exc.strerror or exc}") from None
     library = args.library
     if library is None:
         library = workspace.root / "library"
@@ -496,7 +500,7 @@ def main() -> None:
     try:
         services = load_services(args.model, args.encoder, library)
     except ServiceError as exc:
-        raise SystemExit(f"error: {exc}")
+        raise SystemExit(f"error: {exc}") from None
     sessions = SessionRegistry(lambda: EditorSession(workspace))
     demo = build(services, workspace, sessions)
     demo.queue(default_concurrency_limit=None)

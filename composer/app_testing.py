@@ -37,6 +37,7 @@ class AppServer:
         self._reader.start()
 
     def _read(self) -> None:
+        assert self.proc.stdout is not None  # started with stdout=PIPE
         for line in self.proc.stdout:
             self._lines.append(line)
 
@@ -68,7 +69,8 @@ def app_server(args: Sequence[str] = (), env: dict[str, str] | None = None, star
                 break  # it answers (e.g. 401 behind --auth)
             except OSError:
                 if time.time() > deadline:
-                    raise RuntimeError(f"app.py did not start within {start_timeout:.0f} s: {server.log[-3000:]}")
+                    raise RuntimeError(
+                        f"app.py did not start within {start_timeout:.0f} s: {server.log[-3000:]}") from None
                 time.sleep(0.5)
         yield server
     finally:
@@ -95,7 +97,8 @@ def chromium() -> Iterator[object]:
 
 def screenshot_dir() -> Path:
     """Where browser checks save pictures of what the writer saw (COMPOSER_SCREENSHOTS or a temp folder)."""
-    folder = Path(os.environ.get("COMPOSER_SCREENSHOTS") or Path(os.environ.get("TMPDIR", "/tmp")) / "composer-screenshots")
+    default = Path(os.environ.get("TMPDIR", "/tmp")) / "composer-screenshots"
+    folder = Path(os.environ.get("COMPOSER_SCREENSHOTS") or default)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from composer.article import Article, Block, Figure, Paragraph
 from composer.export import write_bundle
-from composer.images import ImageError, LoadedImage, load_image
-from composer.model.base import ModelError, Prompt, Sampling
+from composer.images import ImageError, LoadedImage, display_name, load_image, named_image_error
+from composer.model.base import ChatModelBase, ModelError, Prompt, Sampling
 from composer.model.serialized import Cancelled, SerializedModel
 from composer.planner import edit as edits
 from composer.planner.history import History
@@ -33,18 +33,7 @@ EXPORT_PREFIX = "composer-export-"
 STALE = "⚠️ That block has changed since you saw it (another edit came first); nothing was done."
 
 
-def display_name(path: str | Path) -> str:
-    """The name a writer knows a file by. A web server keeps uploads in a cache folder of its own
-    (`/tmp/gradio/<hash>/holiday.jpg`); only the last part is the writer's."""
-    return Path(str(path)).name
-
-
-def named_image_error(exc: ImageError) -> ImageError:
-    """The same error, naming the file rather than where a server happens to keep it."""
-    return ImageError(display_name(exc.path), exc.reason)
-
-
-class StoppableModel:
+class StoppableModel(ChatModelBase):
     """The shared model as one job sees it: every call carries the job's stop event, so a Stop
     ends the job's running or queued call with Cancelled and hands the model to the next caller."""
 
@@ -52,7 +41,7 @@ class StoppableModel:
         self.model, self.stop = model, stop
         self.name, self.dialect, self.sees_images = model.name, model.dialect, model.sees_images
         self.usage = model.usage
-        self.small = model.small
+        self.small, self.thread_safe = model.small, model.thread_safe
 
     def stream(self, prompt: Prompt, sampling: Sampling) -> Iterator[str]:
         return self.model.stream(prompt, sampling, stop=self.stop)
@@ -291,7 +280,8 @@ class EditorSession:
         return (article is not None and index is not None and 0 <= index < len(article.blocks)
                 and block_key(article.blocks[index]) == key)
 
-    def model_edit(self, op: str, index: int, extra: str, services: Services, key: str | None = None) -> Iterator[Update]:
+    def model_edit(self, op: str, index: int, extra: str, services: Services,
+                   key: str | None = None) -> Iterator[Update]:
         """rewrite | expand | shorten | before | after | add_picture | ground on block `index`."""
         article = self.article
         if article is None:

@@ -114,3 +114,14 @@ def clean_jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
     out = io.BytesIO()
     _to_rgb(image).save(out, format="JPEG", quality=quality, optimize=True)
     return out.getvalue()
+
+
+def display_name(path: str | Path) -> str:
+    """The name a writer knows a file by. A web server keeps uploads in a cache folder of its own
+    (`/tmp/gradio/<hash>/holiday.jpg`); only the last part is the writer's."""
+    return Path(str(path)).name
+
+
+def named_image_error(exc: ImageError) -> ImageError:
+    """The same error, naming the file rather than where a server happens to keep it."""
+    return ImageError(display_name(exc.path), exc.reason)

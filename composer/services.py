@@ -110,8 +110,7 @@ def library_summary(library: Any | None) -> str:
 def add_to_library(library: Any, paths: Sequence[str | Path]) -> list[Path]:
     """Copy pictures into the library's folder (checked as images first; a name already taken
     gets a number), ready for the next sync. Raises ImageError naming the first bad file."""
-    from composer.editor_session import display_name, named_image_error
-    from composer.images import ImageError, load_image
+    from composer.images import ImageError, display_name, load_image, named_image_error
 
     for path in paths:
         try:

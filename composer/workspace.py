@@ -202,7 +202,8 @@ class Workspace:
                 {"past": [rel(a) for a in past], "future": [rel(a) for a in future]},
                 ensure_ascii=False).encode("utf-8"))
             # article.json last: it is what marks a saved article.
-            write_atomic(folder / "article.json", json.dumps(rel(current), ensure_ascii=False, indent=2).encode("utf-8"))
+            text = json.dumps(rel(current), ensure_ascii=False, indent=2)
+            write_atomic(folder / "article.json", text.encode("utf-8"))
 
     def load(self, article_id: str) -> History:
         folder = self.folder(article_id)

@@ -14,7 +14,8 @@ SHORT = 120
 TIMEOUT_S = 420
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")]
+              pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                 reason="needs Debian's chromium (apt-get install chromium)")]
 
 
 @pytest.fixture(scope="module")

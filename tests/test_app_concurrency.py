@@ -11,7 +11,8 @@ import pytest
 from composer.app_testing import CHROMIUM, EditorPage, app_server, chromium, screenshot_dir
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")]
+              pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                 reason="needs Debian's chromium (apt-get install chromium)")]
 
 SHORT = 100  # words: the embedded model on a shared CPU is slow; the bugs do not need long texts
 TIMEOUT_S = 420  # one compose, with the CPU shared, plus the queue in front of it

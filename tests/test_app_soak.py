@@ -8,7 +8,8 @@ import pytest
 from composer.app_testing import CHROMIUM, EditorPage, app_server, chromium, screenshot_dir
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")]
+              pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                 reason="needs Debian's chromium (apt-get install chromium)")]
 
 SOAK_S = 120
 SHORT = 100
@@ -37,7 +38,7 @@ def test_three_writers_for_two_minutes_then_all_still_compose(tmp_path):
                 w.start_compose(TIMEOUT_S)
                 rounds[k] += 1
             time.sleep(0.5)
-        for k, w in enumerate(writers):
+        for w in writers:
             w.wait_done(TIMEOUT_S)
         for k, w in enumerate(writers):
             status = w.compose(f"After the soak, writer {k}", length=SHORT, timeout_s=TIMEOUT_S)

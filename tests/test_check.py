@@ -194,7 +194,7 @@ def test_marked_sentences_mark_exactly_the_flagged_claims_and_keep_every_charact
     from composer.check import annotate, flags_of, marked_sentences
 
     article = annotate(crafted_article())
-    for block, flags in flags_of(article).items():
+    for flags in flags_of(article).values():
         for pieces in marked_sentences(flags):
             sentence = "".join(text for text, _ in pieces)
             assert sentence in {f.sentence for f in flags}
