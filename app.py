@@ -98,8 +98,8 @@ def claims_html(flags) -> str:
     text is escaped piece by piece; only our <mark> tags are markup."""
     rows = ["".join(f"<mark>{html.escape(text)}</mark>" if flagged else html.escape(text) for text, flagged in pieces)
             for pieces in marked_sentences(flags)]
-    reasons = "; ".join(dict.fromkeys(html.escape(f.reason) for f in flags))
-    return (f'<div class="claims"><span class="claims-label">Not in your materials:</span> {reasons}'
+    claims = ", ".join(dict.fromkeys(html.escape(f.claim) for f in flags))
+    return (f'<div class="claims"><span class="claims-label">Not in your materials:</span> {claims}'
             + "".join(f"<blockquote>{row}</blockquote>" for row in rows) + "</div>")
 
 

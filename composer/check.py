@@ -672,6 +672,9 @@ class CheckResult:
                    int(d.get("words", 0)), d.get("note"), {int(k): v for k, v in (d.get("labels") or {}).items()})
 
 
+_ENUMERATOR = re.compile(r"\s*\(?\d{1,2}[.)]\s")
+
+
 def check_text(text: str, sources: Sources, *, block: int = 0,
                where: Literal["paragraph", "heading", "caption"] = "paragraph",
                lowercase_words: frozenset[str] = frozenset()) -> tuple[list[Flag], int]:
@@ -680,9 +683,12 @@ def check_text(text: str, sources: Sources, *, block: int = 0,
     lowercase_words = lowercase_words or sources.lowercase_words
     flags: list[Flag] = []
     count = 0
+    enumerator = _ENUMERATOR.match(text)  # "1) " / "2. " numbers a list item: not a claim
     for a, b in sentences(text):
         sentence = text[a:b]
         for claim, key in claims_in(sentence, names=where != "heading", lowercase_words=lowercase_words):
+            if enumerator and a + claim.start < enumerator.end() and claim.kind == "number":
+                continue
             count += 1
             if not _supported(claim.kind, key, claim.text, sources):
                 flags.append(Flag(block, where, sentence, a, claim.start, claim.end, claim.text, claim.kind,

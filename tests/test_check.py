@@ -202,3 +202,11 @@ def test_marked_sentences_mark_exactly_the_flagged_claims_and_keep_every_charact
             assert marked <= {f.claim for f in flags if f.sentence == sentence} | {
                 f.sentence[f.start:f.end] for f in flags}
             assert marked
+
+
+def test_a_list_items_number_is_not_a_claim():
+    sources = Sources.of_request({"title": "T", "materials": "The café opens at seven."})
+    flags, _ = check_text("1) The coffee shop opens at seven.", sources)
+    assert flags == []
+    flags, _ = check_text("2. It sold 4,321 cups.", sources)
+    assert [f.claim for f in flags] == ["4,321"]
