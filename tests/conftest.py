@@ -48,3 +48,41 @@ def embedded_encoder():
     from composer.retrieval import load_encoder
 
     return load_encoder("embedded")
+
+
+# --- the editor: a real `python app.py` and a real chromium (composer.app_testing) ---------
+@_pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The editor with the embedded model, its own data folder and its own temp folder (`tmp`),
+    so that a test can see what a closed tab leaves behind."""
+    from composer.app_testing import app_server
+
+    tmp = tmp_path_factory.mktemp("app-tmp")
+    with app_server(["--data", str(tmp_path_factory.mktemp("app-data"))], env={"TMPDIR": str(tmp)}) as srv:
+        srv.tmp = tmp
+        yield srv
+
+
+@_pytest.fixture(scope="module")
+def browser():
+    from composer.app_testing import chromium
+
+    with chromium() as b:
+        yield b
+
+
+# --- OpenAI-compatible loopback servers that answer from a script (composer.model.remote_testing)
+@_pytest.fixture
+def scripted():
+    from composer.model.remote_testing import ScriptedServer
+
+    servers = []
+
+    def make(handler, models=("scripted",)):
+        s = ScriptedServer(handler, models)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.close()

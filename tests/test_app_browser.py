@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from composer.app_testing import CHROMIUM, ROOT, EditorPage, app_server, chromium, screenshot_dir
+from composer.app_testing import CHROMIUM, ROOT, EditorPage, screenshot_dir
 
 PHOTOS = [str(ROOT / "assets/library/cat.jpg"), str(ROOT / "assets/library/coffee.jpg")]
 SHORT = 120
@@ -16,20 +16,6 @@ TIMEOUT_S = 420
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                  reason="needs Debian's chromium (apt-get install chromium)")]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("app-tmp")
-    with app_server(["--data", str(tmp_path_factory.mktemp("app-data"))], env={"TMPDIR": str(tmp)}) as srv:
-        srv.tmp = tmp
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 def editor(browser, server, **kw) -> EditorPage:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from composer.app_testing import CHROMIUM, EditorPage, app_server, chromium, screenshot_dir
+from composer.app_testing import CHROMIUM, EditorPage, screenshot_dir
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -16,20 +16,6 @@ pytestmark = [pytest.mark.slow,
 
 SHORT = 100  # words: the embedded model on a shared CPU is slow; the bugs do not need long texts
 TIMEOUT_S = 420  # one compose, with the CPU shared, plus the queue in front of it
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("app-tmp")
-    with app_server(["--data", str(tmp_path_factory.mktemp("app-data"))], env={"TMPDIR": str(tmp)}) as srv:
-        srv.tmp = tmp
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 def writer(browser, server) -> EditorPage:

@@ -19,7 +19,6 @@ from composer.model.remote_pool import RetryPolicy
 from composer.model.remote_spec import RemoteSpec, parse_spec
 from composer.model.remote_testing import (
     LlamaServer,
-    ScriptedServer,
     closed_url,
     logprobs_reply,
     send_json,
@@ -33,20 +32,6 @@ from composer.planner.request import ComposeRequest
 ROOT = Path(__file__).resolve().parent.parent
 GREEDY = Sampling(temperature=0, max_new_tokens=24, seed=7)
 QUICK = RetryPolicy(attempts=3, total_s=5, base_s=0.01, cap_s=0.05)
-
-
-@pytest.fixture
-def scripted():
-    servers = []
-
-    def make(handler, models=("scripted",)):
-        s = ScriptedServer(handler, models)
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.close()
 
 
 # --- the spec ------------------------------------------------------------------------------------

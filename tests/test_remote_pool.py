@@ -10,25 +10,11 @@ import pytest
 from composer.model.base import ModelError, Prompt, Sampling
 from composer.model.remote import RemoteChatModel
 from composer.model.remote_pool import RetryPolicy
-from composer.model.remote_testing import ScriptedServer, closed_url, send_json, sse_chunk, sse_head, sse_reply
+from composer.model.remote_testing import closed_url, send_json, sse_chunk, sse_head, sse_reply
 
 GREEDY = Sampling(temperature=0, max_new_tokens=8)
 QUICK = RetryPolicy(attempts=4, total_s=5, base_s=0.01, cap_s=0.05)
 HI = Prompt.user("hi")
-
-
-@pytest.fixture
-def scripted():
-    servers = []
-
-    def make(handler, models=("scripted",)):
-        s = ScriptedServer(handler, models)
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.close()
 
 
 def answers(*codes):
