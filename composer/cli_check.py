@@ -5,7 +5,6 @@ The check itself is composer.check; this module reads the file, prints and sets 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -13,6 +12,7 @@ from typing import TextIO
 from composer.article import Article
 from composer.check import CheckResult, check_article, flag_lines
 from composer.cli_compose import UsageError
+from composer.jsonfile import JSONFileError, read_json
 
 
 def add_check_parser(subparsers) -> argparse.ArgumentParser:
@@ -32,13 +32,9 @@ def load_article(path: Path) -> Article:
     if path.is_dir():
         path = path / "article.json"
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read article ({getattr(exc, 'strerror', None) or exc})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        data = read_json(path, "article")
+    except JSONFileError as exc:
+        raise UsageError(str(exc)) from exc
     try:
         if not isinstance(data, dict):
             raise ValueError("the article must be a JSON object")

@@ -74,3 +74,13 @@ def test_bad_article_exit_2_as_a_process(tmp_path):
     (tmp_path / "article.json").write_text("{not json")
     r = composer("check", tmp_path / "article.json")
     assert r.returncode == 2 and r.stdout == "" and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
+
+
+def test_a_deeply_nested_article_is_one_line(tmp_path):
+    from composer.cli_check import load_article
+    from composer.cli_compose import UsageError
+
+    path = tmp_path / "article.json"
+    path.write_text("[" * 100_000, encoding="utf-8")
+    with pytest.raises(UsageError, match="nested too deeply"):
+        load_article(path)

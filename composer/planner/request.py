@@ -1,11 +1,12 @@
 """What a writer asks for: title, outline, materials, style, length, language, picture count."""
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from composer.jsonfile import JSONFileError, read_json
 
 ImageCount = int | Literal["auto"]
 MAX_IMAGES = 12
@@ -69,15 +70,9 @@ class ComposeRequest:
 def load_request(path: str | Path) -> ComposeRequest:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RequestError(f"{path}: cannot read request file ({getattr(exc, 'strerror', None) or exc})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RequestError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-    except RecursionError:
-        raise RequestError(f"{path}: not valid JSON (nested too deeply)") from None
+        data = read_json(path, "request file")
+    except JSONFileError as exc:
+        raise RequestError(str(exc)) from exc
     try:
         return ComposeRequest.from_dict(data)
     except RequestError as exc:
