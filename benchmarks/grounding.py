@@ -116,6 +116,20 @@ def compose_example(path: Path, photos: list[Path], model, encoder, length: int 
     return article, uploads
 
 
+def rewrite_flagged(article: Article, model, seed: int) -> Article:
+    """Every flagged paragraph rewritten keeping to the materials (the editor's one click), last
+    first so that earlier block numbers stay put; a rewrite the model cannot make is skipped."""
+    from composer.check import flags_of
+    from composer.planner.edit import EditError, keep_to_materials, run_edit
+
+    for index in sorted(flags_of(article), reverse=True):
+        try:
+            article = run_edit(keep_to_materials(article, index, model, seed=seed))
+        except EditError:
+            continue
+    return article
+
+
 def print_table(rows: list[Figures]) -> None:
     print(f"{'example':30} {'words':>6} {'claims':>6} {'unsupp.':>7} {'/100 w':>7} "
           f"{'mentioned':>10} {'caption~image':>14} {'s':>6}")
@@ -141,6 +155,9 @@ def main() -> None:
     ap.add_argument("--model", default="embedded")
     ap.add_argument("--encoder", default="embedded")
     ap.add_argument("--article", nargs="*", help="measure these article.json files instead of composing")
+    ap.add_argument("--rewrite", action="store_true",
+                    help="also measure each article after 'Rewrite keeping to the materials' "
+                    "on every flagged paragraph")
     ap.add_argument("--out", type=Path, help="keep each composed article as OUT/<example>/article.json "
                     "(then: python -m composer check OUT/<example>)")
     args = ap.parse_args()
@@ -174,6 +191,14 @@ def main() -> None:
         row.seconds = time.perf_counter() - start
         rows.append(row)
         print(f"  {path.stem}: {row.unsupported} of {row.claims} claims unsupported", file=sys.stderr)
+        if args.rewrite:
+            start = time.perf_counter()
+            fixed = rewrite_flagged(article, model, args.seed)
+            after = measure(f"{path.stem} (rewritten)", fixed, uploads, encoder)
+            after.seconds = time.perf_counter() - start
+            rows.append(after)
+            if args.out:
+                (args.out / path.stem / "rewritten.json").write_text(fixed.to_json(), encoding="utf-8")
     print(f"model {model.name}, encoder {encoder.name}, seed {args.seed}"
           + (f", length {args.length}" if args.length else ""))
     print_table(rows)
