@@ -140,8 +140,10 @@ class EditorPage:
         before = self.status()
         self.page.get_by_role("button", name="Compose", exact=True).click()
         if self.finished():
+            # Wait for the previous result's words to go: Gradio's pending timer ("0.1s") is
+            # prefixed to the same words first, which is not yet the new job.
             deadline = time.time() + timeout_s
-            while self.status() == before and time.time() < deadline:
+            while before.strip() in self.status() and time.time() < deadline:
                 self.page.wait_for_timeout(100)
 
     def finished(self) -> bool:

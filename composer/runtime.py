@@ -166,17 +166,24 @@ def run_in_background(work: Callable[[threading.Event], T], name: str = "compose
             result.append(work(stop))
         except BaseException as exc:  # handed to the waiting thread
             error.append(exc)
+        finally:
+            finished.set()
 
+    # The worker says when it has finished: on Python 3.11 a Thread.join() interrupted by
+    # Ctrl-C leaves the thread looking dead (is_alive() False, join() returns at once) while it
+    # still runs, and the process then exits under it and aborts.
+    finished = threading.Event()
     thread = threading.Thread(target=body, name=name, daemon=True)
     thread.start()
     try:
-        # Short waits: a plain join() would hold off Ctrl-C until the work is done.
-        while thread.is_alive():
-            thread.join(0.2)
+        # Short waits: a plain wait() would hold off Ctrl-C until the work is done.
+        while not finished.wait(0.2):
+            pass
     except BaseException:
         stop.set()
-        thread.join()
+        finished.wait()
         raise
+    thread.join()
     if error:
         raise error[0]
     return result[0]
