@@ -86,8 +86,21 @@ def test_importing_composer_sets_the_wait_policy_before_any_pool_starts():
 
 
 # --- the background thread -------------------------------------------------------------------
+@pytest.fixture
+def model_in_process(monkeypatch):
+    """As after the embedded model has loaded in this process (the app, compose --library)."""
+    resident = threading.Event()
+    resident.set()
+    monkeypatch.setattr(runtime, "_model_resident", resident)
+
+
+def test_without_a_model_background_work_runs_in_the_callers_thread(monkeypatch):
+    monkeypatch.setattr(runtime, "_model_resident", threading.Event())
+    assert runtime.run_in_background(lambda stop: threading.get_native_id()) == threading.get_native_id()
+
+
 @linux_only
-def test_background_work_runs_at_lower_priority_and_its_threads_inherit_it(monkeypatch):
+def test_background_work_runs_at_lower_priority_and_its_threads_inherit_it(monkeypatch, model_in_process):
     monkeypatch.setenv("COMPOSER_SYNC_NICE", "5")
     mine = _nice()
     seen = {}
@@ -115,7 +128,7 @@ def test_background_work_hands_its_exception_to_the_caller():
         runtime.run_in_background(work)
 
 
-def test_background_work_bounds_torch_threads_in_its_thread(monkeypatch):
+def test_background_work_bounds_torch_threads_in_its_thread(model_in_process, monkeypatch):
     torch = pytest.importorskip("torch")
     monkeypatch.setenv("COMPOSER_TORCH_THREADS", "1")
     before = torch.get_num_threads()
