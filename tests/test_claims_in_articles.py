@@ -53,3 +53,24 @@ def test_keep_to_materials_quotes_the_flagged_claims_and_the_materials():
     assert flags_of(new).flags == ()
     with pytest.raises(EditError, match="nothing to rewrite"):
         run_edit(keep_to_materials(new, second, model))
+
+
+def test_keep_to_materials_drops_what_the_rewrite_still_invents():
+    model = ScriptedModel(DRAFT, edit="Miso sleeps on the sill. It sells 4,321 cups, says Maria Lopez.")
+    article = compose_article(model)
+    second = next(i for i, b in enumerate(article.blocks) if isinstance(b, Paragraph) and "4,321" in b.text)
+    new = run_edit(keep_to_materials(article, second, model))
+    assert new.blocks[second].text == "Miso sleeps on the sill."
+    assert flags_of(new).flags == ()
+
+
+def test_keep_to_materials_falls_back_to_the_supported_sentences_of_the_old_paragraph():
+    model = ScriptedModel("The café opens at seven. It serves 4,321 cups a week.", edit="It sells 9,999 cups.")
+    article = compose_article(model)
+    at = next(i for i, b in enumerate(article.blocks) if isinstance(b, Paragraph) and "4,321" in b.text)
+    events = list(keep_to_materials(article, at, model))
+    assert any(e.kind == "fallback" for e in events)
+    new = events[-1].data["article"]
+    assert new.blocks[at].text == "The café opens at seven."
+    with pytest.raises(EditError, match="edit it by hand"):
+        run_edit(keep_to_materials(update_text(new, at, "It sells 4,321 cups."), at, model))

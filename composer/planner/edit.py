@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 from composer.article import Article, Block, Figure, Paragraph
-from composer.check import annotate, check_article
+from composer.check import Sources, annotate, check_article, supported_only
 from composer.images import LoadedImage
 from composer.model.base import ChatModel, Prompt, Sampling
 from composer.planner.caption import write_captions
@@ -105,7 +105,27 @@ def keep_to_materials(article: Article, index: int, model: ChatModel, seed: int 
     if not claims:
         raise EditError("every claim in this paragraph is in your materials; nothing to rewrite")
     materials = str((article.metadata.get("request") or {}).get("materials") or "")
-    yield from ground(article, index, model, claims, materials, seed=seed)
+    sources = Sources.of_request(article.metadata.get("request"))
+    for event in ground(article, index, model, claims, materials, seed=seed):
+        if event.kind != "done":
+            yield event
+            continue
+        # A small model, shown the claims, tends to write them again: what it wrote keeps only
+        # the sentences the materials support; if none, the old paragraph does, less its flagged
+        # sentences. The writer sees the result and Undo brings the old one back.
+        new = event.data["article"]
+        count = len(new.blocks) - len(article.blocks) + 1
+        kept = [replace(p, text=supported_only(p.text, sources)) if not p.is_heading else p
+                for p in new.blocks[index:index + count] if isinstance(p, Paragraph)]
+        kept = [p for p in kept if p.text]
+        if not any(not p.is_heading for p in kept):
+            old = supported_only(_paragraph_at(article, index).text, sources)
+            if not old:
+                raise EditError("nothing in this paragraph is in your materials: edit it by hand or delete it")
+            yield Event("fallback", {"step": "ground", "reason": "the rewrite still made unsupported claims; "
+                                                                "kept the sentences your materials support"})
+            kept = [Paragraph(old)]
+        yield Event("done", {"article": _splice(article, index, index + 1, kept)})
 
 
 def _replace_paragraph(article: Article, index: int, model: ChatModel, prompt: Prompt,
