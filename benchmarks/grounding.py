@@ -39,6 +39,7 @@ from composer.images import LoadedImage, load_image  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "assets" / "examples"
 LIBRARY = ROOT / "assets" / "library"
+REWRITTEN = " (rewritten)"
 _FILLER = {"a", "an", "the", "of", "and", "in", "on", "with", "at", "to", "for"}
 
 
@@ -137,13 +138,17 @@ def print_table(rows: list[Figures]) -> None:
         sim = f"{np.mean(r.similarities):.3f} (n={len(r.similarities)})" if r.similarities else "-"
         print(f"{r.name:30} {r.words:6d} {r.claims:6d} {r.unsupported:7d} {r.unsupported_per_100:7.2f} "
               f"{f'{r.mentioned}/{r.described}':>10} {sim:>14} {r.seconds:6.0f}")
-    if len(rows) > 1:
-        words = sum(r.words for r in rows)
-        described = sum(r.described for r in rows)
-        sims = [s for r in rows for s in r.similarities]
-        print(f"{'all':30} {words:6d} {sum(r.claims for r in rows):6d} {sum(r.unsupported for r in rows):7d} "
-              f"{100.0 * sum(r.unsupported for r in rows) / max(words, 1):7.2f} "
-              f"{f'{sum(r.mentioned for r in rows)}/{described}':>10} "
+    # Totals apart for the articles as composed and as rewritten (--rewrite).
+    for label, group in (("all", [r for r in rows if not r.name.endswith(REWRITTEN)]),
+                         ("all" + REWRITTEN, [r for r in rows if r.name.endswith(REWRITTEN)])):
+        if len(group) < 2:
+            continue
+        words = sum(r.words for r in group)
+        described = sum(r.described for r in group)
+        sims = [s for r in group for s in r.similarities]
+        print(f"{label:30} {words:6d} {sum(r.claims for r in group):6d} {sum(r.unsupported for r in group):7d} "
+              f"{100.0 * sum(r.unsupported for r in group) / max(words, 1):7.2f} "
+              f"{f'{sum(r.mentioned for r in group)}/{described}':>10} "
               f"{(f'{np.mean(sims):.3f}' if sims else '-'):>14}")
 
 
@@ -194,7 +199,7 @@ def main() -> None:
         if args.rewrite:
             start = time.perf_counter()
             fixed = rewrite_flagged(article, model, args.seed)
-            after = measure(f"{path.stem} (rewritten)", fixed, uploads, encoder)
+            after = measure(path.stem + REWRITTEN, fixed, uploads, encoder)
             after.seconds = time.perf_counter() - start
             rows.append(after)
             if args.out:
