@@ -52,7 +52,7 @@ def run_compose(args: argparse.Namespace) -> int:
                                  say=lambda message: say("stage", message))
     except ServiceError as exc:
         raise UsageError(str(exc)) from exc
-    model, encoder, library = services.model, services.encoder, services.library
+    model, encoder, library = services.model, services.encoder, services.pictures
 
     try:
         article = _run(compose(request, model, encoder, library, uploads=uploads, seed=args.seed), say)

@@ -252,7 +252,7 @@ class EditorSession:
         text, slots = "", 0
         counts = {"caption": 0, "figure": 0}
         try:
-            for event in compose(request, model, services.encoder, services.library, uploads=self._uploads,
+            for event in compose(request, model, services.encoder, services.pictures, uploads=self._uploads,
                                  seed=seed):
                 if event.kind == "text":
                     text += event.data["delta"]
@@ -298,7 +298,7 @@ class EditorSession:
             "shorten": lambda: edits.shorten(article, index, model, instruction=extra, seed=seed),
             "before": lambda: edits.insert_paragraph(article, index, "before", extra, model, seed=seed),
             "after": lambda: edits.insert_paragraph(article, index, "after", extra, model, seed=seed),
-            "add_picture": lambda: edits.add_figure(article, index, model, library=services.library,
+            "add_picture": lambda: edits.add_figure(article, index, model, library=services.pictures,
                                                     uploads=self._uploads, encoder=services.encoder,
                                                     caption=extra or None),
             "ground": lambda: edits.keep_to_materials(article, index, model, seed=seed),

@@ -30,6 +30,12 @@ class Services:
     library: ImageLibrary | None
 
     @property
+    def pictures(self) -> ImageLibrary | None:
+        """The library to fill picture slots from: None while it holds no picture (the app's own
+        library starts empty), so that an article gets no empty slots it cannot fill."""
+        return self.library if self.library is not None and len(self.library) else None
+
+    @property
     def model_slots(self) -> int:
         """How many model calls the backend serves at once (the app's queue for model events):
         one for a model that is one mutable thing, more for a pool of servers."""

@@ -213,3 +213,26 @@ def test_exporting_again_replaces_the_previous_export(tmp_path, monkeypatch):
     assert not first["zip"].exists()
     s.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_library_gives_no_empty_slots(tmp_path, tiny_clip):
+    """The app keeps its own library, empty at first: an article composed then has no picture
+    slots it could not fill; once the library holds pictures, they are used."""
+    from composer.retrieval import ImageLibrary
+
+    folder = tmp_path / "library"
+    folder.mkdir()
+    lib = ImageLibrary(folder, encoder=tiny_clip)
+    model = SerializedModel(ScriptedModel(TEXT, place="1", caption="A cat on a window seat"))
+    services = Services(model, tiny_clip, lib)
+    try:
+        assert services.pictures is None
+        s = EditorSession()
+        list(s.compose({"title": "The café", "length": 100, "image_count": "auto"}, [], services))
+        assert s.article is not None and s.article.figures == []
+        shutil.copy(CAT, folder / "cat.jpg")
+        lib.sync()
+        assert services.pictures is lib
+    finally:
+        model.close()
+        lib.close()
