@@ -33,7 +33,7 @@ import yaml
 from PIL import Image
 
 from composer.article import Article, Figure, Paragraph
-from composer.images import ImageError, clean_jpeg_bytes, load_image
+from composer.images import ImageError, clean_jpeg_bytes, load_image, sha256_file
 
 __all__ = [
     "MANIFEST",
@@ -439,14 +439,6 @@ class BundleError(ValueError):
     """A bundle (folder or zip) that cannot be read back; the message names it and says why."""
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _read_manifest(out_dir: Path) -> dict[str, str]:
     """The files a bundle folder's manifest lists (relative path -> sha256); {} when there is
     no readable manifest, so that nothing in the folder counts as ours."""
@@ -488,7 +480,7 @@ def _not_ours(out_dir: Path, files: dict[str, str], limit: int = 5) -> list[str]
                 continue
             if rel not in files or path.is_symlink() or not path.is_file():
                 found.append(rel)
-            elif _file_digest(path) != files[rel]:
+            elif sha256_file(path) != files[rel]:
                 found.append(f"{rel} (changed since composer wrote it)")
         if len(found) >= limit:
             break
@@ -532,7 +524,7 @@ def check_writable(out_dir: Path) -> None:
 
 def _write_manifest(staging: Path) -> None:
     files = {
-        p.relative_to(staging).as_posix(): _file_digest(p)
+        p.relative_to(staging).as_posix(): sha256_file(p)
         for p in sorted(staging.rglob("*")) if p.is_file() and p.name != MANIFEST
     }
     data = {"format": MANIFEST_FORMAT, "generator": "composer", "files": files}

@@ -38,6 +38,15 @@ class LoadedImage:
     format: str
 
 
+def sha256_file(path: str | Path) -> str:
+    """The content hash of a file of any size, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -2,7 +2,6 @@
 `none` (random weights from the config, seeded, for tests and benchmarks)."""
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from composer.images import sha256_file
 from composer.retrieval.encoder import EncoderBase, encode_images_via_pixels
 from composer.retrieval.errors import LibraryError
 from composer.retrieval.labels import describe_from_probabilities, with_article
@@ -64,7 +64,7 @@ class OpenClipEncoder(EncoderBase):
             weights, name_tag, spec_tag = None, RANDOM_WEIGHTS, RANDOM_WEIGHTS
         elif Path(pretrained).is_file():
             path = Path(pretrained).resolve()
-            weights, name_tag, spec_tag = str(path), f"sha256-{_file_digest(path)[:16]}", str(path)
+            weights, name_tag, spec_tag = str(path), f"sha256-{sha256_file(path)[:16]}", str(path)
         else:
             weights, name_tag, spec_tag = pretrained, pretrained, pretrained
         if model_name not in open_clip.list_models() and not model_name.startswith(("hf-hub:", "local-dir:")):
@@ -203,9 +203,3 @@ def _probe_dim(model: Any, input_size: int) -> int:
         return int(model.encode_image(torch.zeros(1, 3, input_size, input_size)).shape[-1])
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
