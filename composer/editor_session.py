@@ -186,22 +186,21 @@ class EditorSession:
             self.version += 1
 
     def undo(self) -> str:
-        with self._lock:
-            if self._history is None or not self._history.can_undo:
-                return "Nothing to undo."
-            self._history.undo()
-            self.version += 1
-            self._save()
-        return "Undone."
+        return self._step(forward=False)
 
     def redo(self) -> str:
+        return self._step(forward=True)
+
+    def _step(self, forward: bool) -> str:
+        """One step through the history, saved; says so when there is nowhere to go."""
         with self._lock:
-            if self._history is None or not self._history.can_redo:
-                return "Nothing to redo."
-            self._history.redo()
+            history = self._history
+            if history is None or not (history.can_redo if forward else history.can_undo):
+                return "Nothing to redo." if forward else "Nothing to undo."
+            history.redo() if forward else history.undo()
             self.version += 1
             self._save()
-        return "Redone."
+        return "Redone." if forward else "Undone."
 
     # --- photos ----------------------------------------------------------------------------
     @property
