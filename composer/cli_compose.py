@@ -21,8 +21,8 @@ def add_compose_parser(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR",
                    help="folder to write article.md/.html/.json/.zip and images/")
     p.add_argument("--model", default="embedded", metavar="SPEC",
-                   help="embedded | xcomposer2[:ID_OR_PATH] | openai:URL[,URL...][#MODEL][?images=on|off&dialect=...] "
-                   "(default: embedded)")
+                   help="embedded | gguf:PATH.gguf | xcomposer2[:ID_OR_PATH] | "
+                   "openai:URL[,URL...][#MODEL][?images=on|off&dialect=...] (default: embedded)")
     p.add_argument("--images", nargs="*", default=[], metavar="FILE", help="your own photos to place")
     p.add_argument("--library", metavar="FOLDER", help="an image library folder to fill picture slots from")
     p.add_argument("--encoder", default="embedded", metavar="SPEC",

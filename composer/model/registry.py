@@ -2,13 +2,15 @@
 
     embedded                      SmolLM2-135M-Instruct shipped inside a PyPI package (CPU, offline)
     xcomposer2[:HUB_ID_OR_PATH]   native InternLM-XComposer2 (GPU)
-    hf:HUB_ID_OR_PATH             any transformers causal LM
+    gguf:PATH.gguf                any local GGUF chat model on the same llama.cpp runtime (CPU)
     openai:URL[,URL...][#MODEL][?images=on|off&dialect=generic|xcomposer]
                                   OpenAI-compatible servers (LMDeploy, vLLM, llama.cpp server); several
                                   URLs spread the load and survive one going down; a model id naming
                                   xcomposer gets the xcomposer dialect and sees the photos
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 from composer.model.base import ChatModel
 
@@ -33,8 +35,12 @@ def load_model(spec: str = "embedded", **kwargs) -> ChatModel:
         from composer.model.remote import RemoteChatModel
 
         return RemoteChatModel(arg, **kwargs)
-    if kind == "hf":
-        raise ModelSpecError(f"model {spec!r}: the {kind} backend is not built yet; use 'embedded'")
+    if kind == "gguf":
+        from composer.model.embedded import GGUFModel
+
+        if not arg:
+            raise ModelSpecError("model 'gguf:': give the path of a .gguf file, e.g. gguf:~/models/qwen2.5-3b.gguf")
+        return GGUFModel(Path(arg).expanduser(), **kwargs)
     raise ModelSpecError(
-        f"unknown model spec {spec!r}; expected embedded, xcomposer2[:ID], hf:ID or openai:URL[,URL...][#MODEL]"
+        f"unknown model spec {spec!r}; expected embedded, gguf:PATH, xcomposer2[:ID] or openai:URL[,URL...][#MODEL]"
     )
