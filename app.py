@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 import os
 import shutil
 import tempfile
@@ -28,6 +27,7 @@ from composer.check import check_article, flag_lines, flags_of, marked_sentences
 from composer.editor_session import EditorSession, SessionRegistry, Update, block_key, display_name, photo_statuses
 from composer.images import MAX_FILE_BYTES, ImageError
 from composer.planner import edit as edits
+from composer.planner.request import RequestError, parse_seed, request_from_json
 from composer.retrieval import LibraryError
 from composer.services import ServiceError, Services, add_to_library, library_summary, load_services
 from composer.workspace import Workspace
@@ -315,7 +315,12 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
             s = session_of(request)
             fields = {"title": title_, "outline": outline_ or "", "materials": materials_ or "", "style": style_ or "",
                       "length": int(length_), "language": language_, "image_count": count_}
-            for update in s.compose(fields, files or [], services, seed=int(seed_ or 0)):
+            try:
+                seed = parse_seed(seed_)
+            except RequestError as exc:
+                yield s.article_id, *show(s, Update(f"⚠️ {exc}", error=True))
+                return
+            for update in s.compose(fields, files or [], services, seed=seed):
                 yield s.article_id, *show(s, update)
 
         compose_inputs = [title, outline, materials, style, length, language, count, photos, seed]
@@ -424,15 +429,14 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
             """Compose an article from a request (JSON: title, outline, materials, style, length,
             language, image_count) and the writer's images; returns article.json and the zip."""
             try:
-                fields = json.loads(request_json or "")
-            except ValueError as exc:
-                raise gr.Error(f"the request is not JSON ({exc})") from None
-            seed_ = fields.get("seed", 0) if isinstance(fields, dict) else 0
+                fields, seed_ = request_from_json(request_json)
+            except RequestError as exc:
+                raise gr.Error(str(exc)) from None
             job = EditorSession()
             keep = api_folder()
             try:
                 last = None
-                for update in job.compose(fields, images or [], services, seed=int(seed_ or 0)):
+                for update in job.compose(fields, images or [], services, seed=seed_):
                     last = update
                 if last is None or last.error or job.article is None:
                     raise gr.Error(last.status.lstrip("⚠️ ") if last else "nothing was composed")
@@ -458,6 +462,8 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                 raise gr.Error("send an article.json")
             try:
                 article = Article.from_json(Path(path).read_text(encoding="utf-8"))
+            except RecursionError:
+                raise gr.Error("not an article.json (nested too deeply)") from None
             except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
                 raise gr.Error(f"not an article.json ({exc})") from None
             return "\n".join(flag_lines(check_article(article)))

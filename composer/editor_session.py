@@ -341,11 +341,13 @@ class EditorSession:
         """Reopen an exported article (its .zip, or a lone article.json) as a new article to keep
         editing; returns the status line. The article held before stays saved."""
         path, name = Path(path), display_name(path)
+        unpacked: Path | None = None
         try:
             if zipfile.is_zipfile(path):
                 from composer.export import read_bundle
 
-                article = read_bundle(path, extract_to=self._scratch() / f"open-{uuid.uuid4().hex[:8]}")
+                unpacked = self._scratch() / f"open-{uuid.uuid4().hex[:8]}"
+                article = read_bundle(path, extract_to=unpacked)
                 missing = 0
             else:
                 # A lone article.json has no pictures beside it: its figures keep their captions
@@ -358,6 +360,8 @@ class EditorSession:
         with self._lock:
             self.start_new()
             self.push(article)
+        if unpacked is not None and self.workspace is not None:
+            shutil.rmtree(unpacked, ignore_errors=True)  # its pictures are in the workspace now
         note = f" Its {plural(missing, 'picture')} were not in the file: open the .zip to keep them." if missing else ""
         return f"Opened {name}.{note}"
 

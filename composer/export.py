@@ -33,7 +33,7 @@ import yaml
 from PIL import Image
 
 from composer.article import Article, Figure, Paragraph
-from composer.images import ImageError, clean_jpeg_bytes, load_image, sha256_file
+from composer.images import MAX_FILE_BYTES, ImageError, clean_jpeg_bytes, load_image, probe_image, sha256_file
 
 __all__ = [
     "MANIFEST",
@@ -54,7 +54,10 @@ IMAGES_DIR = "images"
 MANIFEST = ".composer-bundle.json"
 MANIFEST_FORMAT = 1
 ZIP_MEMBERS = ("article.md", "article.html", "article.json")
-MAX_BUNDLE_BYTES = 1024 * 1024 * 1024  # a zip claiming more than this is refused (zip bomb)
+# A bundle's pictures are re-encoded JPEGs of 1600 pixels at most (a few hundred KB each): a zip
+# that unpacks to more than this is not one of ours (a zip bomb, or a picture of 1 GB of zeros).
+MAX_BUNDLE_BYTES = 256 * 1024 * 1024
+_COPY_CHUNK = 1 << 20
 CSS_PATH = Path(__file__).resolve().parent.parent / "assets" / "article.css"
 
 # No <a>: links in model text are text. <img> only for figures, whose src is our own data URI.
@@ -73,6 +76,10 @@ class ExportedImage:
 
     name: str  # "images/01-0123456789ab.jpg"
     data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
 
     @property
     def data_uri(self) -> str:
@@ -568,20 +575,21 @@ def _swap_into_place(staging: Path, out_dir: Path) -> None:
 
 
 def _portable(article: Article, images: dict[int, ExportedImage]) -> Article:
-    """The article as the bundle stores it: each picture by its path inside the bundle. A
+    """The article as the bundle stores it: each picture by its path inside the bundle and the
+    hash of the bytes there (re-encoded: not the original's), as read_bundle will find them. A
     candidate whose picture is not in the bundle is left out: its path is the writer's."""
-    by_sha: dict[str, str] = {}
+    by_sha: dict[str, ExportedImage] = {}
     blocks: list[Any] = []
     for pos, block in enumerate(article.blocks):
         if isinstance(block, Figure) and block.image is not None and pos in images:
-            by_sha.setdefault(block.image.sha256, images[pos].name)
+            by_sha.setdefault(block.image.sha256, images[pos])
     for pos, block in enumerate(article.blocks):
         if isinstance(block, Figure):
             image = block.image
             if image is not None:
-                image = replace(image, path=images[pos].name)
-            candidates = tuple(replace(c, image=replace(c.image, path=by_sha[c.image.sha256]))
-                               for c in block.candidates if c.image.sha256 in by_sha)
+                image = replace(image, path=images[pos].name, sha256=images[pos].sha256)
+            candidates = tuple(replace(c, image=replace(c.image, path=shown.name, sha256=shown.sha256))
+                               for c in block.candidates if (shown := by_sha.get(c.image.sha256)) is not None)
             block = replace(block, image=image, candidates=candidates)
         blocks.append(block)
     return article.with_blocks(blocks)
@@ -660,6 +668,7 @@ def read_bundle(source: str | Path, extract_to: str | Path | None = None) -> Art
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise BundleError(f"{source}: cannot read article.json ({exc})") from exc
     root = folder.resolve()
+    checked: dict[Path, Any] = {}
 
     def absolute(image: Any) -> Any:
         rel = str(image.path)
@@ -668,7 +677,15 @@ def read_bundle(source: str | Path, extract_to: str | Path | None = None) -> Art
             raise BundleError(f"{source}: picture path {rel!r} points outside the bundle")
         if not path.is_file():
             raise BundleError(f"{source}: picture {rel} is missing")
-        return replace(image, path=str(path))
+        if path not in checked:
+            # What article.json says of a picture (its hash above all: the workspace names files
+            # by it) is never believed: the picture is decoded, checked and hashed here.
+            try:
+                checked[path] = load_image(path, draft_size=(256, 256)).ref
+            except ImageError as exc:
+                raise BundleError(f"{source}: picture {rel}: {exc.reason}") from None
+        ref = checked[path]
+        return replace(image, path=str(path), sha256=ref.sha256, width=ref.width, height=ref.height)
 
     blocks: list[Any] = []
     for block in article.blocks:
@@ -711,17 +728,28 @@ def _extract_checked(zip_path: Path, folder: Path) -> None:
                     continue
                 if info.filename not in ZIP_MEMBERS and not _SAFE_IMAGE_NAME.match(info.filename):
                     raise BundleError(f"{zip_path}: unexpected member {info.filename!r} (not part of a bundle)")
+                if info.filename.startswith(f"{IMAGES_DIR}/") and info.file_size > MAX_FILE_BYTES:
+                    raise BundleError(f"{zip_path}: picture {info.filename} is too large "
+                                      f"({info.file_size >> 20} MiB > {MAX_FILE_BYTES >> 20} MiB)")
             if sum(info.file_size for info in members) > MAX_BUNDLE_BYTES:
                 raise BundleError(f"{zip_path}: too large to open (over {MAX_BUNDLE_BYTES >> 20} MiB unpacked)")
             (folder / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
             for info in members:
                 if info.is_dir():
                     continue
-                with zf.open(info) as src, (folder / info.filename).open("wb") as dst:
-                    # The header's size could lie: copy no more than it claims.
-                    data = src.read(info.file_size + 1)
-                    if len(data) > info.file_size:
-                        raise BundleError(f"{zip_path}: member {info.filename} is larger than it says")
-                    dst.write(data)
+                dest = folder / info.filename
+                with zf.open(info) as src, dest.open("wb") as dst:
+                    # The header's size could lie: copy no more than it claims, a chunk at a time.
+                    left = info.file_size
+                    while chunk := src.read(min(_COPY_CHUNK, left + 1)):
+                        left -= len(chunk)
+                        if left < 0:
+                            raise BundleError(f"{zip_path}: member {info.filename} is larger than it says")
+                        dst.write(chunk)
+                if info.filename.startswith(f"{IMAGES_DIR}/"):
+                    try:
+                        probe_image(dest)
+                    except ImageError as exc:
+                        raise BundleError(f"{zip_path}: {info.filename}: {exc.reason}") from None
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise BundleError(f"{zip_path}: cannot read the zip ({exc})") from exc

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ MAX_PIXELS = 50_000_000
 MAX_FILE_BYTES = 100 * 1024 * 1024
 FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
 _ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class ImageError(ValueError):
@@ -51,6 +53,49 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def is_sha256(value: object) -> bool:
+    """Whether `value` is what a content hash must be (64 lower-case hex digits). A hash read from
+    a file someone else made is checked with this before it is used for anything but comparing."""
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
+
+
+def probe_image(path: str | Path) -> tuple[str, int, int]:
+    """(format, width, height) of an image file, checked as load_image checks it (file size,
+    format, pixel count) from its header alone: nothing is decoded."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageError(path, f"cannot read file ({exc.strerror or exc})") from exc
+    if size == 0:
+        raise ImageError(path, "empty file")
+    if size > MAX_FILE_BYTES:
+        raise ImageError(path, f"file too large ({size // (1024 * 1024)} MiB > {MAX_FILE_BYTES // (1024 * 1024)} MiB)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                fmt, (width, height) = img.format or "?", img.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(path, "image too large (decompression bomb)") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(path, "not an image") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(path, f"corrupt or truncated image ({exc})") from exc
+    _check_header(path, fmt, width, height)
+    return fmt, width, height
+
+
+def _check_header(name: str | Path, fmt: str, width: int, height: int) -> None:
+    if fmt not in FORMATS:
+        raise ImageError(name, f"unsupported image format {fmt}")
+    if width <= 0 or height <= 0:
+        raise ImageError(name, "image has no pixels")
+    if width * height > MAX_PIXELS:
+        limit = MAX_PIXELS // 1_000_000
+        raise ImageError(name, f"image too large ({width}x{height} pixels; limit {limit} megapixels)")
+
+
 def load_image(path: str | Path, draft_size: tuple[int, int] | None = None) -> LoadedImage:
     """Read, check and decode an image file. `draft_size` lets JPEG decode at a reduced scale
     (much cheaper) when the caller only needs a small version, e.g. for an encoder."""
@@ -79,14 +124,8 @@ def decode_image_bytes(data: bytes, name: str | Path = "<bytes>", draft_size: tu
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img: Image.Image = Image.open(io.BytesIO(data))
             fmt = img.format or "?"
-            if fmt not in FORMATS:
-                raise ImageError(name, f"unsupported image format {fmt}")
             width, height = img.size
-            if width <= 0 or height <= 0:
-                raise ImageError(name, "image has no pixels")
-            if width * height > MAX_PIXELS:
-                limit = MAX_PIXELS // 1_000_000
-                raise ImageError(name, f"image too large ({width}x{height} pixels; limit {limit} megapixels)")
+            _check_header(name, fmt, width, height)
             if draft_size and fmt == "JPEG":
                 img.draft("RGB", draft_size)
             img.load()

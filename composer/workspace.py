@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from composer.article import Article, Candidate, Figure, ImageRef
+from composer.images import is_sha256, sha256_bytes
 from composer.planner.history import History
 
 ARTICLES = "articles"
@@ -157,20 +158,24 @@ class Workspace:
 
     # --- images ----------------------------------------------------------------------------
     def _store_image(self, folder: Path, ref: ImageRef) -> ImageRef | None:
-        """Copy a picture into the article's folder once (by content hash); None if its file is gone."""
+        """Copy a picture into the article's folder once (by content hash); None if its file is gone.
+
+        The stored name is the hash of the bytes copied, computed here: `ref.sha256` may come
+        from an article.json someone else wrote ("../../etc/x"), and is never a file name."""
         images = folder / IMAGES
         src = Path(ref.path)
-        if images in src.parents:
-            return ref
+        if images in src.parents and is_sha256(src.stem):
+            return ref if ref.sha256 == src.stem else replace(ref, sha256=src.stem)
         suffix = src.suffix.lower() if src.suffix.lower() in _IMAGE_SUFFIXES else ".img"
-        dest = images / f"{ref.sha256}{suffix}"
+        try:
+            data = src.read_bytes()
+        except OSError:
+            return None
+        digest = sha256_bytes(data)
+        dest = images / f"{digest}{suffix}"
         if not dest.is_file():
-            try:
-                data = src.read_bytes()
-            except OSError:
-                return None
             write_atomic(dest, data)
-        return replace(ref, path=str(dest))
+        return replace(ref, sha256=digest, path=str(dest))
 
     def adopt(self, article_id: str, article: Article) -> Article:
         """The article with every picture copied into its folder and pointing there: from now on

@@ -19,7 +19,7 @@ from PIL import ExifTags, Image
 
 from composer.article import Article, Figure, ImageRef, Paragraph
 from composer.export import article_fragment, export_html, export_markdown, write_bundle
-from composer.images import ImageError
+from composer.images import ImageError, sha256_file
 
 LIBRARY = Path(__file__).resolve().parent.parent / "assets" / "library"
 CAT = LIBRARY / "cat.jpg"
@@ -295,8 +295,10 @@ def test_bundle_files_and_zip_contents(tmp_path):
 
     reopened = read_bundle(out)
     assert [b.text for b in reopened.paragraphs] == [b.text for b in article.paragraphs]
+    # A picture is known by the hash of its bytes in the bundle (re-encoded), read from them.
     assert ([f.image and f.image.sha256 for f in reopened.figures]
-            == [f.image and f.image.sha256 for f in article.figures])
+            == [f.image and sha256_file(f.image.path) for f in reopened.figures])
+    assert all(f.image is None or Path(f.image.path).parent == out.resolve() / "images" for f in reopened.figures)
     assert json.loads(paths["json"].read_text(encoding="utf-8"))["title"] == article.title
     # Nothing left beside the bundle: staging and old folders are gone.
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
@@ -647,11 +649,13 @@ def test_bundle_json_holds_no_local_paths_and_reopens(tmp_path):
         for fig, original in zip(again.figures, article.figures):
             assert (fig.image is None) == (original.image is None)
             if fig.image is not None:
-                assert fig.image.sha256 == original.image.sha256
+                assert fig.image.sha256 == sha256_file(fig.image.path)  # the bundle's bytes, re-encoded
                 assert Path(fig.image.path).is_absolute() and Path(fig.image.path).is_file()
                 assert root.resolve() in Path(fig.image.path).resolve().parents
         # Candidates whose picture is in the bundle are kept; the one that is not is left out.
-        assert [c.image.sha256 for c in again.figures[-1].candidates] == [ref(COFFEE).sha256, ref(CAT).sha256]
+        coffee, cat = again.figures[0].image, again.figures[2].image
+        assert [c.image.path for c in again.figures[-1].candidates] == [coffee.path, cat.path]
+        assert [c.image.sha256 for c in again.figures[-1].candidates] == [coffee.sha256, cat.sha256]
         assert all(Path(c.image.path).is_file() for c in again.figures[-1].candidates)
         write_bundle(again, tmp_path / "re-exported")  # a reopened bundle exports again
         shutil.rmtree(tmp_path / "re-exported")

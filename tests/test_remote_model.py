@@ -362,3 +362,83 @@ def test_a_killed_server_is_a_model_error_naming_it(server):
         assert time.monotonic() - start < 10
         with pytest.raises(ModelError, match=f"no server is available .*{a.url} \\(connection refused\\)"):
             list(model.stream(Prompt.user("hi"), GREEDY))
+
+
+# --- what a server sends is untrusted (issue 17, cases 5 and 8) ----------------------------------
+def test_lone_surrogates_in_a_stream_become_replacement_characters(scripted):
+    """JSON may escape half a UTF-16 pair ("\\ud800"); Python decodes it to a string that no file
+    or terminal can take. The stream goes on with U+FFFD in its place."""
+    def handler(h, body):
+        sse_head(h)
+        h.wfile.write(b'data: {"choices": [{"delta": {"content": "caf\\ud800 ok \\udfff"}, '
+                      b'"finish_reason": null}]}\n\n')
+        h.wfile.write(b'data: {"choices": [{"delta": {"content": " \\ud83d\\ude00"}, "finish_reason": "stop"}]}\n\n')
+        h.wfile.write(b"data: [DONE]\n\n")
+
+    text = "".join(RemoteChatModel(scripted(handler).url, retry=QUICK).stream(Prompt.user("hi"), GREEDY))
+    text.encode("utf-8")
+    assert text == "caf\ufffd ok \ufffd \U0001F600"  # a whole pair is still one character
+
+
+def test_lone_surrogates_in_a_servers_error_message_are_replaced(scripted):
+    s = scripted(lambda h, b: send_json(h, 400, {"error": {"message": "bad \ud800 token"}}))
+    with pytest.raises(ModelError) as err:
+        list(RemoteChatModel(s.url, retry=QUICK).stream(Prompt.user("hi"), GREEDY))
+    str(err.value).encode("utf-8")
+    assert "bad \ufffd token" in str(err.value)
+
+
+def test_a_server_that_ignores_max_tokens_is_cut_at_the_budget_by_the_client(scripted):
+    """A stream that never ends was cut only by the 900 s deadline, though the request asked for
+    24 tokens: the client counts what arrives (a chunk is a token or more) and ends the reply."""
+    sent = []
+
+    def handler(h, body):
+        sse_head(h)
+        try:
+            for _ in range(2000):
+                h.wfile.write(sse_chunk("la "))
+                h.wfile.flush()
+                sent.append(1)
+                time.sleep(0.002)
+        except OSError:
+            pass  # the client hung up, as it should
+
+    start = time.monotonic()
+    text = "".join(RemoteChatModel(scripted(handler).url, timeout=5).stream(Prompt.user("sing"), GREEDY))
+    assert time.monotonic() - start < 3
+    assert text.startswith("la la") and text.count("la") <= GREEDY.max_new_tokens + 1
+    time.sleep(0.2)
+    assert len(sent) < 500  # the connection was closed, not left streaming for nobody
+
+
+def test_a_huge_chunk_counts_against_the_budget_too(scripted):
+    def handler(h, body):
+        sse_head(h)
+        try:
+            for _ in range(200):
+                h.wfile.write(sse_chunk("x" * 10_000))
+                h.wfile.flush()
+        except OSError:
+            pass
+
+    text = "".join(RemoteChatModel(scripted(handler).url, timeout=5).stream(Prompt.user("hi"), GREEDY))
+    assert len(text) <= 64 * GREEDY.max_new_tokens + 10_000
+
+
+def test_an_event_line_longer_than_the_bound_is_an_error_not_read_whole(scripted):
+    from composer.model import remote
+
+    def handler(h, body):
+        sse_head(h)
+        try:
+            h.wfile.write(b'data: {"choices": [{"delta": {"content": "')
+            for _ in range(64):
+                h.wfile.write(b"y" * (1 << 20))  # 64 MiB, no newline
+            h.wfile.write(b'"}}]}\n\n')
+        except OSError:
+            pass
+
+    with pytest.raises(ModelError, match="longer than"):
+        list(RemoteChatModel(scripted(handler).url, timeout=5, retry=QUICK).stream(Prompt.user("hi"), GREEDY))
+    assert remote.MAX_EVENT_BYTES <= 8 << 20

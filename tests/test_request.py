@@ -40,3 +40,40 @@ def test_deep_nesting_is_a_request_error(tmp_path):
     path.write_text(json.dumps({"title": "t", "outline": [[[["x"]]]]}))
     with pytest.raises(RequestError, match="outline"):
         load_request(path)
+
+
+# --- the /compose API's request text (issue 17, case 9) ------------------------------------------
+@pytest.mark.parametrize("seed", ["abc", [1], {"a": 1}, -1, 2**40, 1.5, True, "1e3", float("nan")])
+def test_a_bad_seed_is_one_plain_line(seed):
+    from composer.planner.request import request_from_json
+
+    with pytest.raises(RequestError) as info:
+        request_from_json(json.dumps({"title": "t", "seed": seed}))
+    message = str(info.value)
+    assert message.startswith('"seed" must be a whole number') and "\n" not in message
+    assert "invalid literal" not in message and "int()" not in message
+
+
+@pytest.mark.parametrize("seed, expected", [(None, 0), (0, 0), (7, 7), ("42", 42), (3.0, 3), ("", 0)])
+def test_a_good_seed_is_taken(seed, expected):
+    from composer.planner.request import request_from_json
+
+    fields, got = request_from_json(json.dumps({"title": "t", "seed": seed}))
+    assert got == expected and fields["title"] == "t"
+
+
+@pytest.mark.parametrize("text, words", [
+    ('[{"title": "t"}]', "must be a JSON object"),
+    ("[" * 100_000, "nested too deeply"),
+    ('{"title": ' + "[" * 100_000, "nested too deeply"),
+    ("", "not JSON"),
+    ("{oops", "not JSON"),
+], ids=["list", "deep-list", "deep-field", "empty", "broken"])
+def test_a_request_that_is_not_a_json_object_is_one_plain_line(text, words):
+    from composer.planner.request import request_from_json
+
+    with pytest.raises(RequestError) as info:
+        request_from_json(text)
+    message = str(info.value)
+    assert words in message and "\n" not in message and len(message) < 200
+    assert "attribute" not in message and "recursion" not in message

@@ -14,14 +14,15 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
 from composer.model.base import ChatModelBase, ModelError, Prompt, Sampling, TokenUsage
 from composer.model.remote_content import to_messages
-from composer.model.remote_http import message_of
+from composer.model.remote_http import as_text, message_of
 from composer.model.remote_pool import Lease, RetryPolicy, Server, ServerPool
 from composer.model.remote_spec import RemoteSpec, parse_spec, resolve
 from composer.model.sampling import StopStringFilter
@@ -31,6 +32,11 @@ DEFAULT_DEADLINE = 900.0  # seconds for a whole request, however steadily it str
 TOP_LOGPROBS = 20         # the most OpenAI's API allows; vLLM, LMDeploy and llama.cpp accept it
 API_KEY_VARIABLES = ("COMPOSER_API_KEY", "OPENAI_API_KEY")  # the app's own first
 MAX_PARALLEL = 8          # requests one complete() call has in flight at once
+MAX_EVENT_BYTES = 4 << 20   # one server-sent event line; a token's delta is a few bytes
+MAX_REPLY_BYTES = 16 << 20  # a whole non-streamed reply (a model list, choose's logprobs)
+# A server that ignores max_tokens is cut by the client: a chunk carries one token or more, and
+# a token is rarely more than a few characters, so past either count the budget is spent.
+CHARS_PER_TOKEN = 64
 
 
 class RemoteChatModel(ChatModelBase):
@@ -65,17 +71,22 @@ class RemoteChatModel(ChatModelBase):
         lease = self.pool.open(method, path, body, self.timeout, first=first)
         base = lease.server.base
         try:
-            raw = lease.response.read()
+            raw = lease.response.read(MAX_REPLY_BYTES + 1)
         except TimeoutError:
             raise ModelError(f"the server at {base} did not answer within {self.timeout:g} s") from None
         except (ConnectionError, http.client.HTTPException, OSError):
             raise ModelError(f"the server at {base} stopped answering mid-reply") from None
         finally:
             lease.close()
+        if len(raw) > MAX_REPLY_BYTES:
+            raise ModelError(f"the server at {base} sent a reply longer than {MAX_REPLY_BYTES >> 20} MiB")
         try:
-            return json.loads(raw)
-        except ValueError:
+            reply = as_text(json.loads(raw))
+        except (ValueError, RecursionError):
             raise ModelError(f"the server at {base} sent something that is not JSON: {raw[:80]!r}") from None
+        if not isinstance(reply, dict):
+            raise ModelError(f"the server at {base} sent something that is not a JSON object: {raw[:80]!r}")
+        return reply
 
     def _messages(self, prompt: Prompt, with_prefix: bool = True) -> list[dict[str, Any]]:
         if prompt.images and not self.sees_images:
@@ -138,23 +149,30 @@ class RemoteChatModel(ChatModelBase):
         stops = StopStringFilter(sampling.stop)
         echo = _PrefixEcho(prompt.answer_prefix)
         reported = False
-        for event in self._events("/v1/chat/completions", body):
-            usage = event.get("usage")
-            if usage:
-                self._count(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-                reported = True
-            for choice in event.get("choices") or []:
-                delta = (choice.get("delta") or {}).get("content")
-                if not delta:
-                    continue
-                reply.chunks += 1
-                text = stops.feed(echo.feed(delta))
-                if text:
-                    yield text
-                if stops.stopped:
-                    break
-            if stops.stopped:
-                break
+        chars, budget, spent = 0, max(1, sampling.max_new_tokens), False
+        with closing(self._events("/v1/chat/completions", body)) as events:
+            for event in events:
+                usage = event.get("usage")
+                if isinstance(usage, dict):
+                    self._count(_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
+                    reported = True
+                for choice in _list(event.get("choices")):
+                    delta = choice.get("delta") if isinstance(choice, dict) else None
+                    delta = delta.get("content") if isinstance(delta, dict) else None
+                    if not delta or not isinstance(delta, str):
+                        continue
+                    reply.chunks += 1
+                    chars += len(delta)
+                    if reply.chunks > budget or chars > budget * CHARS_PER_TOKEN:
+                        spent = True  # past the token budget: the server ignores max_tokens
+                        break
+                    text = stops.feed(echo.feed(delta))
+                    if text:
+                        yield text
+                    if stops.stopped:
+                        break
+                if stops.stopped or spent:
+                    break  # a spent budget ends the reply as a server's "length" finish does
         if not reported:
             # Servers that ignore stream_options (llama.cpp's Python server) report nothing while
             # streaming; they send one chunk per generated token, so the chunks are the count.
@@ -164,7 +182,7 @@ class RemoteChatModel(ChatModelBase):
         if tail:
             yield tail
 
-    def _events(self, path: str, body: dict) -> Iterator[dict]:
+    def _events(self, path: str, body: dict) -> Generator[dict, None, None]:
         """Server-sent events: `data: {...}` lines until `data: [DONE]`. A stream that ends
         without [DONE] or a finish_reason was cut: the server died or dropped the connection.
         Nothing is retried once the response is open: a token may already be on the page."""
@@ -175,13 +193,15 @@ class RemoteChatModel(ChatModelBase):
         try:
             while True:
                 try:
-                    line = lease.response.readline()
+                    line = lease.response.readline(MAX_EVENT_BYTES + 1)
                 except TimeoutError:
                     raise ModelError(f"the server at {base} sent nothing for {self.timeout:g} s mid-reply") from None
                 except (ConnectionError, http.client.HTTPException, OSError):
                     raise StreamCut(lease.server) from None
                 if not line:
                     break
+                if len(line) > MAX_EVENT_BYTES:
+                    raise ModelError(f"the server at {base} sent an event longer than {MAX_EVENT_BYTES >> 20} MiB")
                 if time.monotonic() > give_up:
                     raise ModelError(f"the server at {base} did not finish within {self.deadline:g} s")
                 text = line.decode("utf-8", errors="replace").strip()
@@ -195,12 +215,14 @@ class RemoteChatModel(ChatModelBase):
                         raise StreamCut(lease.server, "ended the reply early ([DONE] before any finish_reason)")
                     return
                 try:
-                    event = json.loads(data)
-                except ValueError:
-                    raise ModelError(f"the server at {base} sent a malformed event: {data[:80]!r}") from None
+                    event = as_text(json.loads(data))
+                except (ValueError, RecursionError):
+                    event = None
+                if not isinstance(event, dict):
+                    raise ModelError(f"the server at {base} sent a malformed event: {data[:80]!r}")
                 if "error" in event:
                     raise ModelError(f"the server at {base} failed mid-reply: {message_of(event)}")
-                if any(c.get("finish_reason") for c in event.get("choices") or []):
+                if any(isinstance(c, dict) and c.get("finish_reason") for c in _list(event.get("choices"))):
                     finished = True
                 yield event
         finally:
@@ -246,6 +268,14 @@ class RemoteChatModel(ChatModelBase):
             return [float("-inf")] * len(options)  # the reply ended with the prefix: no answer to score
         top = [(str(t.get("token", "")).strip(), float(t["logprob"])) for t in content[at]["top_logprobs"]]
         return [_first_token_score(option, top) for option in options]
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _answer_start(tokens: Sequence[str], prefix: str) -> int:

@@ -6,10 +6,27 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import urllib.error
 import urllib.request
 from typing import Any
+
+MAX_ERROR_BYTES = 64 * 1024  # an error body is a message: read no more than this of it
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def as_text(value: Any) -> Any:
+    """A server's parsed JSON with every string made text: a JSON escape can hold half a UTF-16
+    pair ("\\ud800"), which json decodes to a lone surrogate that no file, terminal or page can
+    take. Each one becomes U+FFFD (a whole escaped pair is already one character)."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {as_text(k): as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_text(v) for v in value]
+    return value
 
 
 class Unreachable(Exception):
@@ -70,22 +87,25 @@ def _retry_after(value: str | None) -> float | None:
 
 def error_message(exc: urllib.error.HTTPError) -> str:
     try:
-        raw = exc.read()
+        raw = exc.read(MAX_ERROR_BYTES)
     except Exception:  # the body is a courtesy; the status code is the message
         raw = b""
     try:
-        return message_of(json.loads(raw))
-    except ValueError:
+        return message_of(json.loads(raw[:MAX_ERROR_BYTES]))
+    except (ValueError, RecursionError):
         text = raw.decode("utf-8", errors="replace").strip()
         return " ".join(text.split())[:200] or exc.reason or "no message"
 
 
-def message_of(payload: Any) -> str:
+def message_of(payload: Any, depth: int = 0) -> str:
     """OpenAI: {"error": {"message"}}; FastAPI (llama.cpp server): {"detail": ...}; vLLM older: {"message"}."""
+    if depth > 8:
+        return "(nested too deeply)"
+    payload = as_text(payload) if depth == 0 else payload
     if isinstance(payload, dict):
         for key in ("error", "detail", "message"):
             if key in payload:
-                return message_of(payload[key])
+                return message_of(payload[key], depth + 1)
     if isinstance(payload, list) and payload:
-        return "; ".join(message_of(p) for p in payload[:3])
+        return "; ".join(message_of(p, depth + 1) for p in payload[:3])
     return " ".join(str(payload).split())[:300]

@@ -1,6 +1,8 @@
 """What a writer asks for: title, outline, materials, style, length, language, picture count."""
 from __future__ import annotations
 
+import json
+import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -10,6 +12,7 @@ from composer.jsonfile import JSONFileError, read_json
 
 ImageCount = int | Literal["auto"]
 MAX_IMAGES = 12
+MAX_SEED = 2**31 - 1
 # C0 and C1 control characters and DEL, except newline and tab: invisible in an editor, yet NUL,
 # ESC and BEL would reach the .md, the HTML <title> and a terminal raw.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -77,6 +80,41 @@ def load_request(path: str | Path) -> ComposeRequest:
         return ComposeRequest.from_dict(data)
     except RequestError as exc:
         raise RequestError(f"{path}: {exc}") from exc
+
+
+def request_from_json(text: str) -> tuple[dict[str, Any], int]:
+    """The fields and the seed of a request sent as JSON text (the /compose API). Whatever the
+    text holds, a RequestError says in one line what is wrong with it; the fields themselves
+    are checked by ComposeRequest.from_dict."""
+    try:
+        data = json.loads(text or "")
+    except json.JSONDecodeError as exc:
+        raise RequestError(f"the request is not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise RequestError("the request is not valid JSON (nested too deeply)") from None
+    if not isinstance(data, dict):
+        raise RequestError(f"the request must be a JSON object, not {_kind(data)}")
+    return data, parse_seed(data.get("seed"))
+
+
+def parse_seed(value: Any) -> int:
+    """A sampling seed as a writer or a program may send it: a whole number, also as text or as
+    a float with nothing after the point; none is 0."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        shown = repr(value) if isinstance(value, (int, float, str)) else _kind(value)
+        raise RequestError(f'"seed" must be a whole number from 0 to {MAX_SEED}, not {shown[:40]}')
+    return value
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a text", bool: "true or false",
+            type(None): "null"}.get(type(value), "a number")
 
 
 def parse_image_count(value: Any) -> ImageCount:
