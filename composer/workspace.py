@@ -1,24 +1,29 @@
 """The editor's articles on the server's disk, so that nothing is lost to a page reload, a closed
 browser or a restarted server.
 
-    DATA/articles/<id>/article.json    the current version, image paths relative to the folder
-    DATA/articles/<id>/history.json    the versions before it and after it (undo / redo)
+    DATA/articles/<id>/history.json    every version: before, current, after (undo / redo)
+    DATA/articles/<id>/article.json    the current version alone, image paths relative to the folder
     DATA/articles/<id>/images/<sha256><ext>   every picture any version shows or offers
 
 Every file is written to a temp name and renamed into place, so a crash leaves the old version
-or the new one, never half of one. Pictures are stored by content hash: a version that shows the
-same photo as the one before costs nothing, and an upload cache or export folder can be removed
-without breaking an article. The browser only holds the article's id.
+or the new one, never half of one. history.json is the unit a save commits (article.json is
+written after it, a copy of its current version for readers of one article), so a crash between
+the two writes loses no version. A history.json that cannot be read is kept aside, never
+overwritten, and the article is taken up from article.json alone. Pictures are stored by content
+hash: a version that shows the same photo as the one before costs nothing, and an upload cache or
+export folder can be removed without breaking an article. The browser only holds the article's id.
 """
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
 import re
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -30,12 +35,27 @@ from composer.planner.history import History
 
 ARTICLES = "articles"
 IMAGES = "images"
+HISTORY_FORMAT = 2  # 1 (no "format"): past and future only, the current version in article.json
 _ID = re.compile(r"[0-9a-f]{32}")
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+STALE_TMP_S = 15 * 60  # a temp file this old was left by a killed write, not one under way
+_DISK_WORDS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+               errno.EROFS: "the data folder is read-only", errno.EACCES: "the data folder cannot be written",
+               errno.EPERM: "the data folder cannot be written"}
 
 
 class WorkspaceError(ValueError):
     """An article id or stored file that cannot be used; the message says which and why."""
+
+
+class SaveError(WorkspaceError):
+    """A change could not be saved (a full disk, a folder that cannot be written): nothing was
+    changed, on disk or in the writer's session. The message is one plain line."""
+
+    def __init__(self, exc: OSError):
+        words = _DISK_WORDS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+        super().__init__(f"The change could not be saved ({words}); the article is as it was.")
+        self.errno = exc.errno
 
 
 @dataclass(frozen=True)
@@ -114,8 +134,11 @@ class Workspace:
         self.root = Path(root).expanduser().absolute()
         self.articles = self.root / ARTICLES
         self.articles.mkdir(parents=True, exist_ok=True)
+        _check_writable(self.articles)
+        self._remove_stale_temp_files()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._writer_locks: dict[str, threading.RLock] = {}
 
     def browser_secret(self) -> str:
         """The key a browser's saved article id is encrypted with, kept with the articles so that
@@ -132,6 +155,17 @@ class Workspace:
             f.write(secrets.token_hex(16))
         os.replace(path.with_suffix(".tmp"), path)
         return path.read_text(encoding="ascii").strip()
+
+    def _remove_stale_temp_files(self) -> None:
+        """Temp files a killed write left (write_atomic's `.<name>.*.tmp`): removed at start."""
+        limit = time.time() - STALE_TMP_S
+        for pattern in ("*/.*.tmp", f"*/{IMAGES}/.*.tmp"):
+            for path in self.articles.glob(pattern):
+                try:
+                    if _ID.fullmatch(path.relative_to(self.articles).parts[0]) and path.stat().st_mtime < limit:
+                        path.unlink()
+                except OSError:
+                    pass  # gone already, or not ours to remove
 
     # --- ids -------------------------------------------------------------------------------
     def create(self) -> str:
@@ -155,6 +189,12 @@ class Workspace:
     def _lock(self, article_id: str) -> threading.Lock:
         with self._locks_lock:
             return self._locks.setdefault(article_id, threading.Lock())
+
+    def writer_lock(self, article_id: str) -> threading.RLock:
+        """Held by a writer (a browser tab) while it reads, changes and saves an article, so that
+        the edits of two tabs of one article are applied one after the other."""
+        with self._locks_lock:
+            return self._writer_locks.setdefault(article_id, threading.RLock())
 
     # --- images ----------------------------------------------------------------------------
     def _store_image(self, folder: Path, ref: ImageRef) -> ImageRef | None:
@@ -189,11 +229,17 @@ class Workspace:
                 known[ref.path] = self._store_image(folder, ref)
             return known[ref.path]
 
-        return map_images(article, store)
+        try:
+            return map_images(article, store)
+        except OSError as exc:
+            raise SaveError(exc) from exc
 
     # --- save / load -----------------------------------------------------------------------
     def save(self, article_id: str, history: History) -> None:
-        """Write the current version and its history. Images must already be adopted."""
+        """Write every version (history.json, the unit a save commits), then the current one
+        alone (article.json). Images must already be adopted. Raises SaveError when the disk
+        refuses: then the files are as they were, or (the second write failing) hold the new
+        versions whole, which is what load reads."""
         folder = self.folder(article_id)
         if not folder.is_dir():
             raise WorkspaceError(f"no article {article_id}")
@@ -202,32 +248,65 @@ class Workspace:
             return map_images(article, lambda r: replace(r, path=_relative(folder, r.path))).to_dict()
 
         past, current, future = history_versions(history)
-        with self._lock(article_id):
-            write_atomic(folder / "history.json", json.dumps(
-                {"past": [rel(a) for a in past], "future": [rel(a) for a in future]},
-                ensure_ascii=False).encode("utf-8"))
-            # article.json last: it is what marks a saved article.
-            text = json.dumps(rel(current), ensure_ascii=False, indent=2)
-            write_atomic(folder / "article.json", text.encode("utf-8"))
+        try:
+            with self._lock(article_id):
+                write_atomic(folder / "history.json", json.dumps(
+                    {"format": HISTORY_FORMAT, "past": [rel(a) for a in past], "current": rel(current),
+                     "future": [rel(a) for a in future]},
+                    ensure_ascii=False).encode("utf-8"))
+                text = json.dumps(rel(current), ensure_ascii=False, indent=2)
+                write_atomic(folder / "article.json", text.encode("utf-8"))
+        except OSError as exc:
+            raise SaveError(exc) from exc
 
     def load(self, article_id: str) -> History:
+        return self.load_with_note(article_id)[0]
+
+    def load_with_note(self, article_id: str) -> tuple[History, str]:
+        """The article's versions, and a line for the writer when its history could not be read
+        ("" when all is well): the broken history.json is then kept aside under a name the line
+        gives, and the article is taken up from article.json with nothing to undo."""
         folder = self.folder(article_id)
+        path = folder / "history.json"
+        versions, problem = None, ""
+        try:
+            versions = self._read_history(folder, path.read_bytes())
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            problem = _reason(exc)
+        if versions is not None and versions[1] is not None:
+            return history_from_versions(versions[0], versions[1], versions[2]), ""
         try:
             current = self._read_article(folder, json.loads((folder / "article.json").read_text(encoding="utf-8")))
         except FileNotFoundError:
             raise WorkspaceError(f"no article {article_id}") from None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise WorkspaceError(f"article {article_id} cannot be read ({exc})") from None
-        past, future = [], []
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            raise WorkspaceError(f"article {article_id} cannot be read ({_reason(exc)})") from None
+        if versions is not None:  # written before history.json held the current version too
+            return history_from_versions(versions[0], current, versions[2]), ""
+        if not problem:
+            return History(current), ""
+        aside = path.with_name(f"history.json.broken-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}")
         try:
-            data = json.loads((folder / "history.json").read_text(encoding="utf-8"))
-            past = [self._read_article(folder, d) for d in data.get("past", [])]
-            future = [self._read_article(folder, d) for d in data.get("future", [])]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            pass  # the history is a convenience: the article itself is what must survive
-        return history_from_versions(past, current, future)
+            os.replace(path, aside)
+        except OSError:
+            return History(current), f"Its undo history could not be read ({problem}); there is nothing to undo."
+        return History(current), (f"Its undo history could not be read ({problem}) and was kept aside as "
+                                  f"{aside.name}; there is nothing to undo.")
+
+    def _read_history(self, folder: Path, raw: bytes) -> tuple[list[Article], Article | None, list[Article]]:
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict) or not all(isinstance(data.get(k, []), list) for k in ("past", "future")):
+            raise ValueError("not a history")
+        past = [self._read_article(folder, d) for d in data.get("past", [])]
+        future = [self._read_article(folder, d) for d in data.get("future", [])]
+        current = self._read_article(folder, data["current"]) if data.get("current") is not None else None
+        return past, current, future
 
     def _read_article(self, folder: Path, data: dict) -> Article:
+        if not isinstance(data, dict):
+            raise ValueError("not an article")
         root = folder.resolve()
 
         def absolute(ref: ImageRef) -> ImageRef | None:
@@ -246,14 +325,36 @@ class Workspace:
             if not _ID.fullmatch(folder.name) or not path.is_file():
                 continue
             try:
-                title = json.loads(path.read_text(encoding="utf-8")).get("title", "")
-            except (OSError, ValueError):
+                data = json.loads(path.read_text(encoding="utf-8"))
+                title = data.get("title", "") if isinstance(data, dict) else None
+            except (OSError, ValueError, RecursionError):
+                continue
+            if title is None:
                 continue
             out.append(ArticleInfo(folder.name, str(title), path.stat().st_mtime))
         return sorted(out, key=lambda a: a.modified, reverse=True)
 
     def delete(self, article_id: str) -> None:
         shutil.rmtree(self.folder(article_id), ignore_errors=True)
+
+
+def _check_writable(folder: Path) -> None:
+    """Raise the OSError a save would meet, at start rather than at the writer's first change."""
+    fd, probe = tempfile.mkstemp(prefix=".write-probe-", suffix=".tmp", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON: {exc.msg}"
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return " ".join(str(exc).split())[:120] or type(exc).__name__
 
 
 def _relative(folder: Path, path: str) -> str:

@@ -94,6 +94,10 @@ def test_a_stored_path_outside_the_article_is_refused(tmp_path):
     data = json.loads(path.read_text())
     data["blocks"][1]["image"]["path"] = "../../../../etc/passwd"
     path.write_text(json.dumps(data))
+    history = ws.folder(aid) / "history.json"
+    versions = json.loads(history.read_text())
+    versions["current"] = data
+    history.write_text(json.dumps(versions))
     with pytest.raises(WorkspaceError, match="outside"):
         ws.load(aid)
 
@@ -108,7 +112,7 @@ def test_a_failed_write_leaves_the_previous_version(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(workspace.os, "replace", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(workspace.SaveError):  # a WorkspaceError with one plain line
         ws.save(aid, History(article("two")))
     monkeypatch.undo()
     assert ws.load(aid).current.blocks[0].text == "one"
