@@ -1,6 +1,6 @@
 """The browser editor: compose an illustrated article, edit it block by block, export it.
 
-    python app.py [--model embedded|xcomposer2[:ID_OR_PATH]|openai:URL] [--library FOLDER]
+    python app.py [--model embedded|gguf:PATH|xcomposer2[:ID_OR_PATH]|openai:URL] [--library FOLDER]
                   [--data DIR] [--host 127.0.0.1] [--port 7860] [--auth USER:PASS]
 
 Gradio UI only: layout and event wiring. What a writer's events do is composer.editor_session's
@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import gradio as gr
@@ -176,14 +177,21 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                         if article is None:
                             gr.Markdown("The article appears here.", elem_classes="empty-article")
                             return
-                        gr.HTML(title_html(article), key="title", container=False)
+                        gr.HTML(title_html(article), container=False)
                         flagged = flags_of(article)
+                        seen: Counter[str] = Counter()
                         for i, b in enumerate(article.blocks):
                             key = block_key(b)
+                            # Only the text boxes are named across redraws (by content, and which
+                            # copy of it): one the writer is typing in keeps their words while another
+                            # block changes. Everything else is drawn afresh each time (Gradio
+                            # leaves a button or gallery it reuses untranslated or broken).
+                            ident = (key, seen[key])
+                            seen[key] += 1
                             if isinstance(b, Figure):
-                                figure_view(i, key, b)
+                                figure_view(i, key, b, ident)
                             else:
-                                paragraph_view(i, key, b, article, flagged.get(i, []))
+                                paragraph_view(i, key, b, article, flagged.get(i, []), ident)
 
         outputs = [status, draft, shown, photo_report]  # what every article event updates
 
@@ -206,7 +214,10 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         def plain(index: int, key: str, edit, done: str):
             def handler(value, request: gr.Request):
                 s = session_of(request)
-                return view(s, s.edit(lambda a: edit(a, index, value), index, key, done).status)
+                update = s.edit(lambda a, at: edit(a, at, value), index, key, done)
+                if not update.article_changed and not update.error:  # nothing changed: keep the status
+                    return gr.skip(), gr.skip(), (s.key, s.version), gr.skip()
+                return view(s, update.status)
 
             return handler
 
@@ -218,10 +229,10 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
 
             return handler
 
-        def paragraph_view(i: int, key: str, p: Paragraph, article: Article, flags):
+        def paragraph_view(i: int, key: str, p: Paragraph, article: Article, flags, ident: tuple[str, int]):
             with gr.Group(elem_classes=["c-block", "c-heading" if p.is_heading else "c-paragraph"]):
                 text = gr.Textbox(p.text, show_label=False, lines=1 if p.is_heading else 2, max_lines=40,
-                                  key=("text", i, key), elem_classes=["block-text"], container=False,
+                                  key=("text", *ident), elem_classes=["block-text"], container=False,
                                   interactive=True)
                 text.blur(plain(i, key, lambda a, idx, t: edits.update_text(a, idx, t)
                                 if t.strip() != a.blocks[idx].text.strip() else a, "Text saved."), [text], outputs,
@@ -229,37 +240,37 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                 with gr.Row(elem_classes=["block-tools"]):
                     if not p.is_heading:
                         for label, op in (("Rewrite", "rewrite"), ("Expand", "expand"), ("Shorten", "shorten")):
-                            b = gr.Button(t(label), size="sm", key=(op, i, key))
+                            b = gr.Button(t(label), size="sm")
                             b.click(model_job(op, i, key), [instruction], outputs, **model_queue)
                     for label, op in (("Insert before", "before"), ("Insert after", "after")):
-                        b = gr.Button(t(label), size="sm", key=(op, i, key))
+                        b = gr.Button(t(label), size="sm")
                         b.click(model_job(op, i, key), [instruction], outputs, **model_queue)
                     next_is_figure = i + 1 < len(article.blocks) and isinstance(article.blocks[i + 1], Figure)
                     if not p.is_heading and not next_is_figure:
-                        b = gr.Button(t("Add picture after"), size="sm", key=("add", i, key))
+                        b = gr.Button(t("Add picture after"), size="sm")
                         b.click(model_job("add_picture", i, key), [instruction], outputs, **model_queue)
-                    gr.Button(t("Delete"), size="sm", variant="stop", key=("del", i, key)).click(
+                    gr.Button(t("Delete"), size="sm", variant="stop").click(
                         plain(i, key, lambda a, idx, _: edits.delete_block(a, idx), "Paragraph deleted."),
                         [instruction], outputs,
                         **at_once)
                 if flags:  # claims the materials do not support, and the one click that fixes them
-                    gr.HTML(claims_html(flags), key=("claims", i, key), container=False)
+                    gr.HTML(claims_html(flags), container=False)
                     if not p.is_heading:
-                        b = gr.Button(t("Rewrite keeping to the materials"), size="sm", key=("ground", i, key),
+                        b = gr.Button(t("Rewrite keeping to the materials"), size="sm",
                                       elem_classes=["ground"])
                         b.click(model_job("ground", i, key), [instruction], outputs, **model_queue)
 
-        def figure_view(i: int, key: str, f: Figure):
+        def figure_view(i: int, key: str, f: Figure, ident: tuple[str, int]):
             with gr.Group(elem_classes=["c-block", "c-figure"]):
                 if f.image is not None:
-                    gr.Image(f.image.path, show_label=False, interactive=False, height=320, key=("img", i, key),
+                    gr.Image(f.image.path, show_label=False, interactive=False, height=320,
                              elem_classes=["figure-image"], buttons=[])
                 else:
                     gr.Markdown("**Empty slot**: click one of its candidates below to fill it." if f.candidates else
                                 "**Empty slot**: no picture matched. Search the library with a caption, add "
                                 "photos and Add picture again, or remove the slot.", elem_classes=["empty-slot"])
                 caption = gr.Textbox(f.caption, label=t("Caption"), show_label=False, container=False,
-                                     placeholder="Caption", lines=1, key=("cap", i, key),
+                                     placeholder="Caption", lines=1, key=("cap", *ident),
                                      elem_classes=["caption"], interactive=True)
                 caption.blur(plain(i, key, lambda a, idx, t: edits.set_caption(a, idx, t)
                                    if t.strip() != a.blocks[idx].caption.strip() else a, "Caption saved."),
@@ -269,23 +280,23 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                     gallery = gr.Gallery([(c.image.path, f"{display_name(c.image.path)} · {c.score:.2f}")
                                           for c in f.candidates], label=t("Other pictures: click one to use it"),
                                          columns=6, height=150, allow_preview=False, object_fit="cover",
-                                         key=("cands", i, key), elem_classes=["candidates"], buttons=[])
+                                         elem_classes=["candidates"], buttons=[])
 
                     def pick(evt: gr.SelectData, request: gr.Request, index=i, key=key):
                         s = session_of(request)
-                        return view(s, s.edit(lambda a: edits.swap_figure(a, index, int(evt.index)), index, key,
+                        return view(s, s.edit(lambda a, at: edits.swap_figure(a, at, int(evt.index)), index, key,
                                               "Picture swapped.").status)
 
                     gallery.select(pick, None, outputs, **at_once)
                 with gr.Row(elem_classes=["block-tools"]):
                     if library is not None:
                         query = gr.Textbox(placeholder="Search the library by a new caption", show_label=False,
-                                           container=False, key=("q", i, key), scale=3, interactive=True)
-                        search = gr.Button(t("Search library"), size="sm", key=("search", i, key))
+                                           container=False, key=("q", *ident), scale=3, interactive=True)
+                        search = gr.Button(t("Search library"), size="sm")
                         search.click(plain(i, key, lambda a, idx, t: edits.search_figure(a, idx, t, library),
                                            "Picture found in the library."),
                                      [query], outputs, **at_once)
-                    gr.Button(t("Remove picture"), size="sm", variant="stop", key=("rm", i, key)).click(
+                    gr.Button(t("Remove picture"), size="sm", variant="stop").click(
                         plain(i, key, lambda a, idx, _: edits.remove_figure(a, idx), "Picture removed."),
                         [instruction], outputs,
                         **at_once)
@@ -294,7 +305,8 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         def on_load(saved_id, request: gr.Request):
             s = session_of(request)
             if s.article is None and s.resume(saved_id):
-                return s.article_id, *view(s, "Your article is back. Keep editing.")
+                return s.article_id, *view(s, " ".join(filter(None, ["Your article is back. Keep editing.",
+                                                                     s.resume_note])))
             return s.article_id or saved_id, *view(s, "Fill in a title and press Compose.")
 
         demo.load(on_load, [article_id], [article_id, *outputs], **at_once)
@@ -484,7 +496,7 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description="composer: the browser editor")
     ap.add_argument("--model", default="embedded",
-                    help="embedded | xcomposer2[:ID_OR_PATH] | openai:URL[,URL...][#MODEL]")
+                    help="embedded | gguf:PATH.gguf | xcomposer2[:ID_OR_PATH] | openai:URL[,URL...][#MODEL]")
     ap.add_argument("--library", help="an image folder to fill picture slots from (indexed at start; "
                                       "default: DATA/library, a library the app keeps)")
     ap.add_argument("--encoder", default="embedded", help="image-text encoder (default: embedded)")

@@ -13,6 +13,7 @@ import threading
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,13 @@ from composer.planner.history import History
 from composer.planner.pipeline import compose
 from composer.planner.request import ComposeRequest, RequestError
 from composer.services import Services, compose_summary, plural
-from composer.workspace import Workspace, WorkspaceError, map_images
+from composer.workspace import SaveError, Workspace, WorkspaceError, map_images
 
 EXPORT_PREFIX = "composer-export-"
-STALE = "⚠️ That block has changed since you saw it (another edit came first); nothing was done."
+STALE = ("⚠️ That block was changed in another tab or by another edit since you saw it, so your change "
+         "was not applied. The article now shows that change: make yours again if you still want it.")
+CHANGED_MEANWHILE = ("⚠️ That paragraph was edited while the model wrote, so nothing was replaced: "
+                     "your edit stays. Ask again to rewrite the new text.")
 
 
 class StoppableModel(ChatModelBase):
@@ -66,9 +70,18 @@ class Update:
 
 def block_key(block: Block) -> str:
     """A short name for a block's content. A view built from one version of the article sends
-    it back with an edit, so an edit aimed at a block that another edit has since changed or
-    moved is refused instead of landing on the wrong block."""
+    it back with an edit, so an edit lands on that block wherever it now is, and an edit aimed
+    at a block that another edit has since changed is refused instead of landing on the wrong one."""
     return hashlib.sha1(repr(block).encode("utf-8")).hexdigest()[:12]
+
+
+def locate(article: Article, index: int | None, key: str) -> int | None:
+    """Where the block named `key` is now (the one nearest `index` if the same block is there
+    twice), or None if no block is that one any more."""
+    hits = [i for i, b in enumerate(article.blocks) if block_key(b) == key]
+    if not hits:
+        return None
+    return min(hits, key=lambda i: abs(i - (index if index is not None else 0)))
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,9 @@ class EditorSession:
     With a workspace, every change is saved there at once (the browser keeps only the id).
 
     Events of one writer can overlap (an Undo while their own compose runs), so the history is
-    changed under a lock; the lock is never held while a model runs.
+    changed under a lock; the lock is never held while a model runs. Two tabs of one article are
+    two sessions of it: each change first takes up what the other saved (under the workspace's
+    writer lock for the article), and the new version is saved before the session moves to it.
     """
 
     def __init__(self, workspace: Workspace | None = None):
@@ -136,6 +151,8 @@ class EditorSession:
         # Counts changes to what the article view shows, so a view knows when to redraw.
         self.version = 0
         self.key: str | None = None  # the registry's name for this session (a browser tab)
+        self._seen: tuple | None = None  # the saved files as this session last read or wrote them
+        self.resume_note = ""  # what resume() found wrong with the saved article's history, if anything
 
     # --- the article -----------------------------------------------------------------------
     @property
@@ -149,21 +166,58 @@ class EditorSession:
 
     def push(self, article: Article) -> Article:
         with self._lock:
-            if self.workspace is not None:
-                if self.article_id is None:
-                    self.article_id = self.workspace.create()
-                article = self.workspace.adopt(self.article_id, article)
-            if self._history is None:
-                self._history = History(article)
-            else:
-                self._history.push(article)
-            self.version += 1
-            self._save()
+            if self.workspace is not None and self.article_id is None:
+                self.article_id = self.workspace.create()
+            with self._writer():
+                self._sync()
+                if self.workspace is not None and self.article_id is not None:
+                    article = self.workspace.adopt(self.article_id, article)
+                if self._history is None:
+                    history = History(article)
+                else:
+                    history = self._history.copy()
+                    history.push(article)
+                self._move_to(history)
             return article
 
-    def _save(self) -> None:
-        if self.workspace is not None and self.article_id is not None and self._history is not None:
-            self.workspace.save(self.article_id, self._history)
+    def _writer(self) -> AbstractContextManager:
+        """The article's writer lock: held while this session reads, changes and saves it."""
+        if self.workspace is None or self.article_id is None:
+            return nullcontext()
+        return self.workspace.writer_lock(self.article_id)
+
+    def _saved_state(self) -> tuple | None:
+        if self.workspace is None or self.article_id is None:
+            return None
+        folder = self.workspace.folder(self.article_id)
+        try:
+            # article.json's bytes say which version is current; history.json's stat whether the
+            # versions around it changed (each save writes new files: a new inode, a new mtime).
+            current = hashlib.sha1((folder / "article.json").read_bytes()).hexdigest()
+            h = (folder / "history.json").stat()
+            return current, h.st_ino, h.st_mtime_ns, h.st_size
+        except OSError:
+            return None
+
+    def _sync(self) -> None:
+        """Take up what another tab of this article saved since this one last read or wrote it."""
+        state = self._saved_state()
+        if state is None or state == self._seen or self.workspace is None or self.article_id is None:
+            return
+        try:
+            history = self.workspace.load(self.article_id)
+        except WorkspaceError:
+            return
+        self._history, self._seen = history, state
+        self.version += 1
+
+    def _move_to(self, history: History) -> None:
+        """Save `history`, then make it this session's (a failed save leaves the session as it was)."""
+        if self.workspace is not None and self.article_id is not None:
+            self.workspace.save(self.article_id, history)
+            self._seen = self._saved_state()
+        self._history = history
+        self.version += 1
 
     def resume(self, article_id: str | None) -> bool:
         """Take up a saved article again (after a reload or a browser restart); False if there
@@ -171,18 +225,19 @@ class EditorSession:
         if self.workspace is None or not article_id:
             return False
         try:
-            history = self.workspace.load(article_id)
+            history, self.resume_note = self.workspace.load_with_note(article_id)
         except WorkspaceError:
             return False
         with self._lock:
             self._history, self.article_id = history, article_id
+            self._seen = self._saved_state()
             self.version += 1
         return True
 
     def start_new(self) -> None:
         """Compose the next article as a new one (the saved one stays on disk)."""
         with self._lock:
-            self._history, self.article_id = None, None
+            self._history, self.article_id, self._seen = None, None, None
             self.version += 1
 
     def undo(self) -> str:
@@ -193,13 +248,16 @@ class EditorSession:
 
     def _step(self, forward: bool) -> str:
         """One step through the history, saved; says so when there is nowhere to go."""
-        with self._lock:
-            history = self._history
-            if history is None or not (history.can_redo if forward else history.can_undo):
+        with self._lock, self._writer():
+            self._sync()
+            if self._history is None or not (self._history.can_redo if forward else self._history.can_undo):
                 return "Nothing to redo." if forward else "Nothing to undo."
+            history = self._history.copy()
             history.redo() if forward else history.undo()
-            self.version += 1
-            self._save()
+            try:
+                self._move_to(history)
+            except SaveError as exc:
+                return f"⚠️ {exc}"
         return "Redone." if forward else "Undone."
 
     # --- photos ----------------------------------------------------------------------------
@@ -273,22 +331,33 @@ class EditorSession:
             yield Update("Stopped. The article is as it was.", error=True)
         except ModelError as exc:
             yield Update(f"⚠️ The model failed: {exc}. The article is as it was.", error=True)
+        except SaveError as exc:
+            yield Update(f"⚠️ {exc}", error=True)
 
-    def still_there(self, index: int | None, key: str) -> bool:
-        article = self.article
-        return (article is not None and index is not None and 0 <= index < len(article.blocks)
-                and block_key(article.blocks[index]) == key)
+    def current(self) -> Article | None:
+        """The article as it is now, with what another tab of it saved taken up."""
+        with self._lock, self._writer():
+            self._sync()
+            return self.article
 
     def model_edit(self, op: str, index: int, extra: str, services: Services,
                    key: str | None = None) -> Iterator[Update]:
-        """rewrite | expand | shorten | before | after | add_picture | ground on block `index`."""
-        article = self.article
+        """rewrite | expand | shorten | before | after | add_picture | ground on block `index`
+        (with `key`: the block of that content nearest `index`, see block_key). The model writes
+        from the article as it is when the edit starts; what it wrote replaces that block in the
+        article as it is when it has finished, whatever other blocks were edited meanwhile."""
+        # (No lock is held across a yield: a web framework may resume this generator on another thread.)
+        article = self.current()
         if article is None:
             yield Update("Compose an article first.", error=True)
             return
-        if key is not None and not self.still_there(index, key):
-            yield Update(STALE, error=True)
-            return
+        if key is not None:
+            found = locate(article, index, key)
+            if found is None:
+                self._redraw()
+                yield Update(STALE, error=True, article_changed=True)
+                return
+            index = found
         model = self._job_model(services)
         seed = int(article.metadata.get("seed") or 0)
         runs = {
@@ -309,30 +378,56 @@ class EditorSession:
                     text += event.data["delta"]
                     yield Update("Writing…", draft=text)
                 elif event.kind == "done":
-                    if self.article is not article:
-                        yield Update("⚠️ The article changed while the model wrote; nothing was replaced.",
-                                     error=True)
+                    if not self._land(article, event.data["article"]):
+                        yield Update(CHANGED_MEANWHILE, error=True, article_changed=True)
                         return
-                    self.push(event.data["article"])
                     yield Update(f"{_EDIT_DONE[op]} Undo brings the previous version back.", article_changed=True)
         except Cancelled:
             yield Update("Stopped. The article is as it was.", error=True)
-        except (edits.EditError, ModelError, ImageError) as exc:
+        except (edits.EditError, ModelError, ImageError, SaveError) as exc:
             yield Update(f"⚠️ {exc}", error=True)
 
-    def edit(self, fn: Callable[[Article], Article], index: int | None = None, key: str | None = None,
-             done: str = "Edited.") -> Update:
-        """An edit that needs no model (text, caption, swap, delete): applied at once. With
-        `key`, only if block `index` is still the block the writer saw (see block_key)."""
+    def _land(self, base: Article, edited: Article) -> bool:
+        """Save a model's edit of `base` as the next version: on the article as it is now (other
+        blocks may have been edited meanwhile); False if the blocks it replaces have changed."""
+        with self._lock, self._writer():
+            now = self.current()
+            new = edited if now == base else edits.rebase(base, edited, now) if now is not None else None
+            if new is None:
+                self._redraw()
+                return False
+            self.push(new)
+            return True
+
+    def _redraw(self) -> None:
+        """The writer's view is out of date (an edit of theirs was refused): draw it again."""
         with self._lock:
-            article = self.article
+            self.version += 1
+
+    def edit(self, fn: Callable[[Article, int], Article], index: int = 0, key: str | None = None,
+             done: str = "Edited.") -> Update:
+        """An edit that needs no model (text, caption, swap, delete), applied at once to the
+        article as it is now: fn(article, index). With `key`, to the block the writer saw
+        wherever it now is, and refused if no block is that one any more (see block_key)."""
+        with self._lock, self._writer():
+            article = self.current()
             if article is None:
                 return Update("Compose an article first.", error=True)
-            if key is not None and not self.still_there(index, key):
-                return Update(STALE, error=True)
+            if key is not None:
+                found = locate(article, index, key)
+                if found is None:
+                    self._redraw()
+                    return Update(STALE, error=True, article_changed=True)
+                index = found
             try:
-                self.push(fn(article))
+                new = fn(article, index)
             except (edits.EditError, ImageError, IndexError) as exc:
+                return Update(f"⚠️ {exc}", error=True)
+            if new == article:
+                return Update("", article_changed=False)  # nothing changed (a text box left as it was)
+            try:
+                self.push(new)
+            except SaveError as exc:
                 return Update(f"⚠️ {exc}", error=True)
         return Update(f"{done} Undo brings the previous version back.", article_changed=True)
 
@@ -358,8 +453,18 @@ class EditorSession:
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
             return f"⚠️ {name}: cannot be opened ({str(exc).replace(str(path), name)})"
         with self._lock:
+            held = self._history, self.article_id, self._seen
             self.start_new()
-            self.push(article)
+            try:
+                self.push(article)
+            except SaveError as exc:
+                if self.workspace is not None and self.article_id is not None:
+                    self.workspace.delete(self.article_id)
+                self._history, self.article_id, self._seen = held
+                self.version += 1
+                if unpacked is not None:
+                    shutil.rmtree(unpacked, ignore_errors=True)
+                return f"⚠️ {name}: cannot be opened. {exc}"
         if unpacked is not None and self.workspace is not None:
             shutil.rmtree(unpacked, ignore_errors=True)  # its pictures are in the workspace now
         note = f" Its {plural(missing, 'picture')} were not in the file: open the .zip to keep them." if missing else ""

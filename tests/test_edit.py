@@ -40,7 +40,7 @@ def model(edit="A better paragraph.\n\nAnd a second one."):
     return ScriptedModel("", edit=edit)
 
 
-@pytest.mark.parametrize("op", [rewrite, expand, shorten])
+@pytest.mark.parametrize("op", [rewrite, expand])
 def test_text_edits_stream_and_splice(op):
     m = model()
     events = list(op(ARTICLE, 3, m, instruction="more vivid", materials="She is a tabby."))
@@ -116,3 +116,28 @@ def test_history_undo_redo():
     h.push(update_text(a1, 1, "x"))
     assert not h.can_redo and h.undo() == a1
     assert a2 != a1
+
+
+def test_shorten_keeps_one_paragraph_without_the_models_notes_or_stray_quotes():
+    answer = ('"The café opens at seven and the cat sleeps on the seat.\n\n'
+              'Your edit: "The article is here and it is shorter now."')
+    new = run_edit(shorten(ARTICLE, 3, model(edit=answer)))
+    assert new.blocks[3] == Paragraph("The café opens at seven and the cat sleeps on the seat.")
+    assert len(new.blocks) == len(ARTICLE.blocks)
+    for answer in ('Shortened: "The cat sleeps on the seat."', '“The cat sleeps on the seat.”',
+                   'The cat sleeps on the seat."', 'Here is the shortened paragraph:\n\nThe cat sleeps on the seat.'):
+        new = run_edit(shorten(ARTICLE, 3, model(edit=answer)))
+        assert new.blocks[3] == Paragraph("The cat sleeps on the seat."), answer
+    # A quotation inside the text is the writer's: it stays.
+    new = run_edit(rewrite(ARTICLE, 3, model(edit='The sign says "back at nine" every morning.')))
+    assert new.blocks[3].text == 'The sign says "back at nine" every morning.'
+
+
+def test_rebase_applies_an_edit_to_the_article_as_it_now_is():
+    from composer.planner.edit import rebase
+
+    done = run_edit(rewrite(ARTICLE, 3, model(edit="A cat.")))
+    meanwhile = set_caption(ARTICLE, 2, "a busy café")
+    rebased = rebase(ARTICLE, done, meanwhile)
+    assert rebased.blocks[3].text == "A cat." and rebased.blocks[2].caption == "a busy café"
+    assert rebase(ARTICLE, done, update_text(ARTICLE, 3, "By hand.")) is None

@@ -236,3 +236,136 @@ def test_an_empty_library_gives_no_empty_slots(tmp_path, tiny_clip):
     finally:
         model.close()
         lib.close()
+
+
+# --- two tabs of one article are two writers; a model edit lands by block identity -------------
+from composer.editor_session import block_key  # noqa: E402
+from composer.planner import edit as edits  # noqa: E402
+
+
+def texts(a: Article) -> list[str]:
+    return [b.text for b in a.blocks if isinstance(b, Paragraph)]
+
+
+def set_text(text: str):
+    return lambda a, i: edits.update_text(a, i, text)
+
+
+def test_two_tabs_of_one_article_keep_both_edits_and_every_version(tmp_path):
+    ws = Workspace(tmp_path)
+    t1 = EditorSession(ws)
+    t1.push(Article("T", (Paragraph("Alpha."), Paragraph("Beta."), Paragraph("Gamma."))))
+    t2 = EditorSession(ws)
+    assert t2.resume(t1.article_id)
+    seen = t2.article  # both tabs show this version
+    keys = [block_key(b) for b in seen.blocks]
+    assert not t1.edit(set_text("Alpha, by the first tab."), 0, keys[0], "Text saved.").error
+    # The second tab still shows the old version and edits another block: both edits stay.
+    update = t2.edit(set_text("Beta, by the second tab."), 1, keys[1], "Text saved.")
+    assert not update.error, update.status
+    assert texts(ws.load(t1.article_id).current) == ["Alpha, by the first tab.", "Beta, by the second tab.", "Gamma."]
+    assert texts(t2.article) == texts(ws.load(t1.article_id).current)
+    # An edit of a block the other tab has changed since is refused, and says so.
+    version = t2.version
+    update = t2.edit(set_text("Alpha, overwritten."), 0, keys[0], "Text saved.")
+    assert update.error and "changed" in update.status
+    assert t2.version > version  # the tab draws the article again...
+    assert texts(t2.article)[0] == "Alpha, by the first tab."
+    # ...and the first tab, on its next edit, builds on the second tab's work.
+    assert not t1.edit(set_text("Gamma, by the first tab."), 2, keys[2], "Text saved.").error
+    assert texts(t1.article) == ["Alpha, by the first tab.", "Beta, by the second tab.", "Gamma, by the first tab."]
+    # The history holds every saved version: undo walks back through both tabs' edits.
+    reopened = EditorSession(ws)
+    assert reopened.resume(t1.article_id)
+    seen_texts = [texts(reopened.article)]
+    while reopened.undo() == "Undone.":
+        seen_texts.append(texts(reopened.article))
+    assert seen_texts == [
+        ["Alpha, by the first tab.", "Beta, by the second tab.", "Gamma, by the first tab."],
+        ["Alpha, by the first tab.", "Beta, by the second tab.", "Gamma."],
+        ["Alpha, by the first tab.", "Beta.", "Gamma."],
+        ["Alpha.", "Beta.", "Gamma."],
+    ]
+
+
+def test_an_edit_of_a_stale_view_finds_its_block_where_it_now_is(tmp_path):
+    ws = Workspace(tmp_path)
+    t1 = EditorSession(ws)
+    t1.push(Article("T", (Paragraph("Alpha."), Paragraph("Beta."), Paragraph("Gamma."))))
+    t2 = EditorSession(ws)
+    t2.resume(t1.article_id)
+    keys = [block_key(b) for b in t2.article.blocks]
+    assert not t1.edit(lambda a, i: edits.delete_block(a, i), 0, keys[0], "Paragraph deleted.").error
+    # Gamma was block 2 in the second tab's view; it is block 1 now.
+    assert not t2.edit(lambda a, i: edits.delete_block(a, i), 2, keys[2], "Paragraph deleted.").error
+    assert texts(t2.article) == ["Beta."]
+
+
+def test_undo_in_one_tab_undoes_the_articles_last_version(tmp_path):
+    ws = Workspace(tmp_path)
+    t1 = EditorSession(ws)
+    t1.push(Article("T", (Paragraph("Alpha."), Paragraph("Beta."))))
+    t2 = EditorSession(ws)
+    t2.resume(t1.article_id)
+    keys = [block_key(b) for b in t2.article.blocks]
+    t1.edit(set_text("Alpha 2."), 0, keys[0])
+    t2.edit(set_text("Beta 2."), 1, keys[1])
+    assert t1.undo() == "Undone."
+    assert texts(t1.article) == ["Alpha 2.", "Beta."]  # the second tab's edit went, not the first's
+    assert texts(ws.load(t1.article_id).current) == ["Alpha 2.", "Beta."]
+
+
+def shortening_services(answer: str):
+    model = SerializedModel(ScriptedModel(TEXT, edit=answer))
+    return model, Services(model, None, None)
+
+
+def test_a_model_edit_lands_although_another_block_was_edited_meanwhile(tmp_path):
+    model, services = shortening_services("Short.")
+    try:
+        s = EditorSession(Workspace(tmp_path))
+        s.push(Article("T", (Paragraph("A long first paragraph that goes on."), Paragraph("Beta."),
+                             Figure(None, "a cat"))))
+        keys = [block_key(b) for b in s.article.blocks]
+        job = s.model_edit("shorten", 0, "", services, keys[0])
+        assert next(job).status == "Writing…"
+        assert not s.edit(lambda a, i: edits.set_caption(a, i, "a tabby cat"), 2, keys[2], "Caption saved.").error
+        assert not s.edit(set_text("Beta, edited."), 1, keys[1]).error
+        last = list(job)[-1]
+        assert last.article_changed and not last.error, last.status
+        assert texts(s.article) == ["Short.", "Beta, edited."]
+        assert s.article.blocks[2].caption == "a tabby cat"
+        assert s.undo() == "Undone." and texts(s.article) == ["A long first paragraph that goes on.", "Beta, edited."]
+    finally:
+        model.close()
+
+
+def test_a_model_edit_of_a_block_edited_meanwhile_is_refused(tmp_path):
+    model, services = shortening_services("Short.")
+    try:
+        s = EditorSession(Workspace(tmp_path))
+        s.push(Article("T", (Paragraph("A long first paragraph that goes on."), Paragraph("Beta."))))
+        keys = [block_key(b) for b in s.article.blocks]
+        job = s.model_edit("shorten", 0, "", services, keys[0])
+        next(job)
+        assert not s.edit(set_text("Written by hand."), 0, keys[0]).error
+        last = list(job)[-1]
+        assert last.error and "nothing was replaced" in last.status
+        assert texts(s.article) == ["Written by hand.", "Beta."]
+    finally:
+        model.close()
+
+
+def test_an_insert_lands_beside_its_paragraph_after_other_edits(tmp_path):
+    model, services = shortening_services("A new paragraph.")
+    try:
+        s = EditorSession()
+        s.push(Article("T", (Paragraph("Alpha."), Paragraph("Beta."), Paragraph("Gamma."))))
+        keys = [block_key(b) for b in s.article.blocks]
+        job = s.model_edit("after", 1, "the middle", services, keys[1])
+        next(job)
+        assert not s.edit(lambda a, i: edits.delete_block(a, i), 0, keys[0]).error
+        assert list(job)[-1].article_changed
+        assert texts(s.article) == ["Beta.", "A new paragraph.", "Gamma."]
+    finally:
+        model.close()

@@ -24,7 +24,14 @@ from composer.planner.select import LIBRARY_TOP_K, CandidateSource, Slots, from_
 
 if TYPE_CHECKING:
     from composer.retrieval.encoder import ImageTextEncoder
-_LABEL = re.compile(r"^\s*(new paragraph|paragraph|rewritten|改写后|扩写后|缩写后|新段落)\s*[:：]\s*", re.IGNORECASE)
+# What a model puts around its answer rather than in it: a label ("Shortened:", "Here is the
+# new paragraph:"), a note about the edit ("Your edit: …", "Note: …"), quotes around the whole.
+_LABEL = re.compile(r"^\s*((new |rewritten |shortened |expanded |revised )?paragraph|rewritten|shortened|expanded|"
+                    r"revised|rewrite|改写后|扩写后|缩写后|新段落|here(?:'s| is)[^:：\n]{0,60})\s*[:：]\s*",
+                    re.IGNORECASE)
+_NOTE = re.compile(r"^\s*(your (edit|version|paragraph|text)|edit|note|notes|original( paragraph| text)?|explanation|"
+                   r"word count|changes?( made)?|注|说明|原文)\s*[:：(（]", re.IGNORECASE)
+_QUOTES = (('"', '"'), ("“", "”"), ("「", "」"))
 
 
 class EditError(ValueError):
@@ -68,8 +75,42 @@ def _stream_paragraphs(model: ChatModel, prompt, sampling) -> Iterator[Event | l
     for delta in model.stream(prompt, sampling):
         text += delta
         yield Event("text", {"delta": delta})
-    text = _LABEL.sub("", drop_unfinished_sentence(text).strip()).strip().strip('"“”')
-    yield [p if p.is_heading else Paragraph(p.text) for p in segment(text)]
+    yield clean_answer(text)
+
+
+def _unquote(text: str) -> str:
+    """The text without quotes the model put around it: a pair around the whole, or one
+    opening or closing quote that has no partner (a quotation inside the text stays)."""
+    text = text.strip()
+    for open_, close in _QUOTES:
+        if open_ == close:
+            balanced, around = text.count(open_) % 2 == 0, text.count(open_) == 2
+        else:
+            balanced = text.count(open_) == text.count(close)
+            around = text.count(open_) == 1 and text.count(close) == 1
+        if len(text) > 1 and text.startswith(open_) and text.endswith(close) and around:
+            text = text[1:-1].strip()
+        elif text.startswith(open_) and not balanced:
+            text = text[1:].strip()
+        elif text.endswith(close) and not balanced:
+            text = text[:-1].strip()
+    return text
+
+
+def clean_answer(text: str) -> list[Paragraph]:
+    """The paragraphs of an edit answer, without the model's labels, notes about its edit and
+    the quotes it put around the text."""
+    out: list[Paragraph] = []
+    for p in segment(drop_unfinished_sentence(text).strip()):
+        if p.is_heading:
+            out.append(p)
+            continue
+        if _NOTE.match(p.text):
+            continue
+        cleaned = _unquote(_LABEL.sub("", p.text))
+        if cleaned and not (cleaned.endswith((":", "：")) and len(cleaned.split()) <= 12):  # a lead-in line
+            out.append(Paragraph(cleaned))
+    return out
 
 
 # --- text edits ------------------------------------------------------------------------------
@@ -81,7 +122,8 @@ def edit_paragraph(article: Article, index: int, op: EditOp, model: ChatModel, *
     prompt = prompts_for(model.dialect).edit(op, old.text, materials, instruction, _language(article))
     words = len(old.text.split()) or len(old.text) // 2
     words = {"expand": words * 2, "shorten": max(words // 2, 20)}.get(op, words)
-    yield from _replace_paragraph(article, index, model, prompt, edit_sampling(words, seed))
+    # A shortened paragraph is one paragraph: what follows the first is the model talking.
+    yield from _replace_paragraph(article, index, model, prompt, edit_sampling(words, seed), one=op == "shorten")
 
 
 def ground(article: Article, index: int, model: ChatModel, claims: Sequence[str], materials: str,
@@ -129,7 +171,7 @@ def keep_to_materials(article: Article, index: int, model: ChatModel, seed: int 
 
 
 def _replace_paragraph(article: Article, index: int, model: ChatModel, prompt: Prompt,
-                       sampling: Sampling) -> Iterator[Event]:
+                       sampling: Sampling, one: bool = False) -> Iterator[Event]:
     new: list[Paragraph] = []
     for item in _stream_paragraphs(model, prompt, sampling):
         if isinstance(item, Event):
@@ -138,6 +180,8 @@ def _replace_paragraph(article: Article, index: int, model: ChatModel, prompt: P
             new = item
     if not any(not p.is_heading for p in new):
         raise EditError("the model returned no usable text; the paragraph is unchanged")
+    if one:
+        new = [next(p for p in new if not p.is_heading)]
     yield Event("done", {"article": _splice(article, index, index + 1, new)})
 
 
@@ -280,6 +324,37 @@ def add_figure(article: Article, after: int, model: ChatModel, *, library: Candi
         raise EditError("no unused picture left to add")
     yield Event("figure", {"slot": after, "figure": fig})
     yield Event("done", {"article": _splice(article, after + 1, after + 1, [fig])})
+
+
+def rebase(base: Article, edited: Article, current: Article) -> Article | None:
+    """The change from `base` to `edited` (one run of blocks replaced, or blocks inserted) made
+    to `current`, an article other edits have changed since `base`: the replaced blocks are
+    found by content wherever they now are, an insert goes beside the block it followed (or
+    preceded). None when the blocks it replaces are gone or changed."""
+    old, new, now = base.blocks, edited.blocks, current.blocks
+    start = 0
+    while start < min(len(old), len(new)) and old[start] == new[start]:
+        start += 1
+    end = 0
+    while end < min(len(old), len(new)) - start and old[-1 - end] == new[-1 - end]:
+        end += 1
+    removed, added = old[start:len(old) - end], new[start:len(new) - end]
+    if removed:
+        n = len(removed)
+        places = [i for i in range(len(now) - n + 1) if now[i:i + n] == removed]
+        if not places:
+            return None
+        at = min(places, key=lambda i: abs(i - start))
+        return _splice(current, at, at + n, added)
+    if start > 0 and old[start - 1] in now:
+        at = min((i for i, b in enumerate(now) if b == old[start - 1]), key=lambda i: abs(i - start)) + 1
+    elif start < len(old) and old[start] in now:
+        at = min((i for i, b in enumerate(now) if b == old[start]), key=lambda i: abs(i - start))
+    elif not old:
+        at = 0
+    else:
+        return None
+    return _splice(current, at, at, added)
 
 
 def run_edit(events: Iterator[Event]) -> Article:

@@ -23,6 +23,13 @@ class History:
     def can_redo(self) -> bool:
         return bool(self._future)
 
+    def copy(self) -> History:
+        """Another History with the same versions (articles are immutable: nothing is copied
+        but the lists), to change and save before it replaces this one."""
+        other = History(self._current, self.limit)
+        other._past, other._future = list(self._past), list(self._future)
+        return other
+
     def push(self, article: Article) -> Article:
         if article == self._current:
             return article

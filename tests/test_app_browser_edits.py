@@ -1,0 +1,122 @@
+"""Edits in a real browser against a real `python app.py`: Delete on an article whose figures
+offer other pictures, and one article open in two tabs (two writers)."""
+from pathlib import Path
+
+import pytest
+
+from composer.app_testing import CHROMIUM, ROOT, EditorPage, screenshot_dir
+from composer.article import Article, Candidate, Figure, Paragraph
+from composer.export import write_bundle
+from composer.images import load_image
+
+LIB = ROOT / "assets/library"
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                 reason="needs Debian's chromium (apt-get install chromium)")]
+
+PARAGRAPHS = [f"Paragraph {n} of the café story: the owner opens at seven and the cat sleeps." for n in range(1, 12)]
+
+
+def bundle(tmp_path, paragraphs=PARAGRAPHS) -> Path:
+    """An exported .zip with two figures, each offering other pictures as thumbnails."""
+    refs = [load_image(LIB / name).ref for name in ("cat.jpg", "coffee.jpg", "rocket.jpg", "astronaut.jpg")]
+    cands = tuple(Candidate(r, 0.3 - i / 100) for i, r in enumerate(refs))
+    blocks: list = [Paragraph(t) for t in paragraphs]
+    blocks.insert(2, Figure(refs[0], "A cat on the window seat", "a cat", "library", cands))
+    blocks.insert(5, Figure(refs[1], "The first espresso", "coffee", "library", cands[1:] + cands[:1]))
+    paths = write_bundle(Article("The café", tuple(blocks), {"request": {"title": "The café"}}), tmp_path / "out")
+    return paths["zip"]
+
+
+def editor(browser, server) -> tuple[EditorPage, list[str]]:
+    context = browser.new_context(viewport={"width": 1300, "height": 1400})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return EditorPage(page, server.url), errors
+
+
+def shown(w: EditorPage) -> list[str]:
+    return w.page.evaluate("""() => [...document.querySelectorAll('#article .block-text textarea')]
+                                    .map(t => t.value)""")
+
+
+def settled(w: EditorPage) -> bool:
+    """No part of the article pane is still loading."""
+    return w.page.locator("#article .pending, #article .generating, #article-pane .eta-bar").count() == 0
+
+
+def open_bundle(w: EditorPage, path: Path) -> None:
+    w.open_file(path)
+    w.page.wait_for_selector("#status:has-text('Opened')", timeout=60_000)
+    w.wait_until(lambda: len(shown(w)) == len(PARAGRAPHS))
+
+
+def delete(w: EditorPage, n: int) -> None:
+    before = w.status()
+    w.page.get_by_role("button", name="Delete", exact=True).nth(n).click()
+    w.wait_for_status("deleted", "⚠", before=before)
+
+
+def test_delete_with_candidate_thumbnails_shows_the_article_as_it_is(server, browser, tmp_path):
+    w, errors = editor(browser, server)
+    open_bundle(w, bundle(tmp_path))
+    assert w.page.locator("#article .candidates").count() == 2
+    delete(w, 1)  # the paragraph just before the first figure
+    expected = PARAGRAPHS[:1] + PARAGRAPHS[2:]
+    w.wait_until(lambda: shown(w) == expected and settled(w), timeout_s=20)
+    assert w.pictures() == 2 and w.page.locator("#article .candidates").count() == 2
+    w.page.screenshot(path=str(screenshot_dir() / "delete-with-thumbnails.png"), full_page=True)
+    # ...and the last paragraph, twice: what is shown is what is left.
+    delete(w, len(expected) - 1)
+    expected = expected[:-1]
+    w.wait_until(lambda: shown(w) == expected and settled(w), timeout_s=20)
+    delete(w, len(expected) - 1)
+    expected = expected[:-1]
+    w.wait_until(lambda: shown(w) == expected and settled(w), timeout_s=20)
+    w.act("Undo", "Undone")
+    w.wait_until(lambda: shown(w) == PARAGRAPHS[:1] + PARAGRAPHS[2:-1] and settled(w), timeout_s=20)
+    assert w.pictures() == 2
+    assert errors == [], errors
+    w.page.context.close()
+
+
+def test_one_article_in_two_tabs_keeps_both_writers_edits(server, browser, tmp_path):
+    first, errors = editor(browser, server)
+    open_bundle(first, bundle(tmp_path))
+    # The second tab of the same browser shows the same article.
+    second = EditorPage(first.page.context.new_page(), server.url)
+    second.page.on("pageerror", lambda exc: errors.append(str(exc)))
+    second.wait_until(lambda: shown(second) == PARAGRAPHS, timeout_s=60)
+    before = first.status()
+    first.edit_text(0, "Edited in the first tab.")
+    first.wait_for_status("Text saved", before=before)
+    # The second tab still shows the old version; its writer edits another paragraph.
+    assert shown(second)[0] == PARAGRAPHS[0]
+    before = second.status()
+    second.edit_text(3, "Edited in the second tab.")
+    second.wait_for_status("Text saved", "⚠", before=before)
+    both = ["Edited in the first tab.", *PARAGRAPHS[1:3], "Edited in the second tab.", *PARAGRAPHS[4:]]
+    second.wait_until(lambda: shown(second) == both, timeout_s=20)
+    # The second tab, still showing the old first paragraph there a moment ago, edits it: refused
+    # with a message, and the tab shows the first tab's text.
+    before = first.status()
+    first.edit_text(5, "The first tab again.")
+    first.wait_for_status("Text saved", "⚠", before=before)
+    before = second.status()
+    second.edit_text(5, "The second tab's version of it.")
+    status = second.wait_for_status("another tab", before=before)
+    assert status.lstrip().startswith("⚠"), status
+    second.wait_until(lambda: shown(second)[5] == "The first tab again.", timeout_s=20)
+    second.page.screenshot(path=str(screenshot_dir() / "two-tabs-refused.png"), full_page=True)
+    # A reload shows every edit that was saved, and the history holds each of them.
+    first.page.reload()
+    first.page.wait_for_selector("#status:has-text('back')", timeout=60_000)
+    everything = [*both[:5], "The first tab again.", *both[6:]]
+    first.wait_until(lambda: shown(first) == everything, timeout_s=30)
+    for undone in (both, ["Edited in the first tab.", *PARAGRAPHS[1:]], PARAGRAPHS):
+        first.act("Undo", "Undone")
+        first.wait_until(lambda undone=undone: shown(first) == undone, timeout_s=20)
+    assert errors == [], errors
+    first.page.context.close()
