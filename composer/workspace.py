@@ -139,7 +139,6 @@ class Workspace:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._writer_locks: dict[str, threading.RLock] = {}
-        self._writer_locks: dict[str, threading.RLock] = {}
 
     def browser_secret(self) -> str:
         """The key a browser's saved article id is encrypted with, kept with the articles so that
@@ -190,12 +189,6 @@ class Workspace:
     def _lock(self, article_id: str) -> threading.Lock:
         with self._locks_lock:
             return self._locks.setdefault(article_id, threading.Lock())
-
-    def writer_lock(self, article_id: str) -> threading.RLock:
-        """Held by a writer (a browser tab) while it reads, changes and saves an article, so that
-        the edits of two tabs of one article are applied one after the other."""
-        with self._locks_lock:
-            return self._writer_locks.setdefault(article_id, threading.RLock())
 
     def writer_lock(self, article_id: str) -> threading.RLock:
         """Held by a writer (a browser tab) while it reads, changes and saves an article, so that
