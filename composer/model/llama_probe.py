@@ -154,7 +154,7 @@ def _child(model_path: str, n_threads: int, n_threads_batch: int) -> None:
     from llama_cpp import Llama
 
     llm = Llama(model_path=model_path, n_ctx=256, n_threads=n_threads, n_threads_batch=n_threads_batch,
-                n_batch=64, verbose=False)
+                n_batch=512, verbose=False)
     prompt = llm.tokenize(b"The quick brown fox jumps over the lazy dog. " * 8, add_bos=True)[:PROBE_PROMPT_TOKENS]
     llm.eval(prompt)
     for _ in range(PROBE_DECODE_TOKENS):
