@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from composer.images import ImageError, load_image
+from composer.images import ImageError, load_uploads
 from composer.model.base import ModelError
 from composer.planner.request import RequestError, load_request, parse_image_count
 from composer.services import ServiceError, compose_summary, load_services
@@ -41,7 +41,7 @@ def run_compose(args: argparse.Namespace) -> int:
         request = load_request(args.request)
         if args.image_count is not None:
             request = request.with_image_count(parse_image_count(args.image_count))
-        uploads = [load_image(path) for path in args.images]
+        uploads = load_uploads(args.images)
         _check_out_dir(Path(args.out))
     except (RequestError, ImageError) as exc:
         raise UsageError(str(exc)) from exc

@@ -20,7 +20,7 @@ from typing import Any
 
 from composer.article import Article, Block, Figure, Paragraph
 from composer.export import write_bundle
-from composer.images import ImageError, LoadedImage, display_name, load_image, named_image_error
+from composer.images import ImageError, LoadedImage, display_name, load_uploads, named_image_error
 from composer.model.base import ChatModelBase, ModelError, Prompt, Sampling
 from composer.model.serialized import Cancelled, SerializedModel
 from composer.planner import edit as edits
@@ -268,12 +268,10 @@ class EditorSession:
     def set_uploads(self, paths: Sequence[str | Path]) -> list[LoadedImage]:
         """Decode the writer's photos; a bad one raises ImageError naming the file as the writer
         knows it, and the photos held before stay."""
-        loaded = []
-        for path in paths:
-            try:
-                loaded.append(load_image(path))
-            except ImageError as exc:
-                raise named_image_error(exc) from None
+        try:
+            loaded = load_uploads(paths)  # held at the size models see; a limit on count and pixels
+        except ImageError as exc:
+            raise named_image_error(exc) from None
         self._uploads = loaded
         return self.uploads
 

@@ -9,6 +9,7 @@ import hashlib
 import io
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,12 @@ from composer.article import ImageRef
 # A 50-megapixel ceiling covers any camera a writer owns and stops bombs long before memory runs out.
 MAX_PIXELS = 50_000_000
 MAX_FILE_BYTES = 100 * 1024 * 1024
+# A writer's photos for one article: how many, how many pixels in all (what decoding them costs),
+# and the size each is held at. No model or encoder is shown more than UPLOAD_SIDE pixels; the
+# export reads the file again at its own size.
+MAX_UPLOADS = 40
+MAX_UPLOAD_PIXELS = 400_000_000
+UPLOAD_SIDE = 1024
 FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
 _ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -30,7 +37,14 @@ class ImageError(ValueError):
     def __init__(self, path: str | Path, reason: str):
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"{path}: {reason}" if self.path else reason)
+
+
+class UploadLimitError(ImageError):
+    """The photos of one request are too many, or too many pixels in all; no one file is at fault."""
+
+    def __init__(self, reason: str):
+        super().__init__("", reason)
 
 
 @dataclass(frozen=True)
@@ -96,9 +110,28 @@ def _check_header(name: str | Path, fmt: str, width: int, height: int) -> None:
         raise ImageError(name, f"image too large ({width}x{height} pixels; limit {limit} megapixels)")
 
 
-def load_image(path: str | Path, draft_size: tuple[int, int] | None = None) -> LoadedImage:
+def load_uploads(paths: Sequence[str | Path]) -> list[LoadedImage]:
+    """A writer's photos for one request, each checked and held at UPLOAD_SIDE at most (its
+    ref keeps the file and its own dimensions). The count and the pixels in all are checked from
+    the files' headers before anything is decoded; UploadLimitError says which limit in one line."""
+    paths = list(paths)
+    if len(paths) > MAX_UPLOADS:
+        raise UploadLimitError(f"Too many photos ({len(paths)}): at most {MAX_UPLOADS} per article.")
+    total = 0
+    for path in paths:
+        _, width, height = probe_image(path)
+        total += width * height
+    if total > MAX_UPLOAD_PIXELS:
+        raise UploadLimitError(f"The photos hold {total // 1_000_000} megapixels in all: at most "
+                               f"{MAX_UPLOAD_PIXELS // 1_000_000} per article (send fewer or smaller ones).")
+    return [load_image(path, max_side=UPLOAD_SIDE) for path in paths]
+
+
+def load_image(path: str | Path, draft_size: tuple[int, int] | None = None,
+               max_side: int | None = None) -> LoadedImage:
     """Read, check and decode an image file. `draft_size` lets JPEG decode at a reduced scale
-    (much cheaper) when the caller only needs a small version, e.g. for an encoder."""
+    (much cheaper) when the caller only needs a small version, e.g. for an encoder; `max_side`
+    keeps the decoded picture no larger than that (its ref keeps the file's own dimensions)."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -112,11 +145,13 @@ def load_image(path: str | Path, draft_size: tuple[int, int] | None = None) -> L
         data = path.read_bytes()
     except OSError as exc:
         raise ImageError(path, f"cannot read file ({exc.strerror or exc})") from exc
-    return decode_image_bytes(data, path, draft_size=draft_size)
+    if draft_size is None and max_side:
+        draft_size = (max_side, max_side)
+    return decode_image_bytes(data, path, draft_size=draft_size, max_side=max_side)
 
 
 def decode_image_bytes(data: bytes, name: str | Path = "<bytes>", draft_size: tuple[int, int] | None = None,
-                       sha256: str | None = None) -> LoadedImage:
+                       sha256: str | None = None, max_side: int | None = None) -> LoadedImage:
     """`sha256` spares a second hash when the caller already has the bytes' digest."""
     digest = sha256 or sha256_bytes(data)
     try:
@@ -133,6 +168,8 @@ def decode_image_bytes(data: bytes, name: str | Path = "<bytes>", draft_size: tu
             if img.getexif().get(_ORIENTATION, 1) != 1:
                 img = ImageOps.exif_transpose(img)
             img = _to_rgb(img)
+            if max_side and max(img.size) > max_side:
+                img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -172,4 +209,6 @@ def display_name(path: str | Path) -> str:
 
 def named_image_error(exc: ImageError) -> ImageError:
     """The same error, naming the file rather than where a server happens to keep it."""
+    if not exc.path:
+        return exc
     return ImageError(display_name(exc.path), exc.reason)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from composer.retrieval.encoder import EncoderBase, encode_images_via_pixels, l2_normalize
+from composer.retrieval.encoder import EncoderBase, batches, encode_images_via_pixels, l2_normalize
 from composer.retrieval.errors import LibraryError
 from composer.retrieval.labels import describe_from_probabilities, with_article
 from composer.retrieval.preprocess import CenterCropTransform
@@ -110,9 +110,11 @@ class EmbeddedEncoder(EncoderBase):
         """The classifier's confident classes, "a tabby; a tiger cat"; "" where it is unsure."""
         if not images:
             return []
-        pixels = torch.stack([self.preprocess(im.convert("RGB")) for im in images])
         phrases = [with_article(name) for name in self.class_names]
-        return describe_from_probabilities(self.class_probabilities(pixels), phrases, DESCRIBE_FLOOR)
+        probs = np.concatenate([
+            self.class_probabilities(torch.stack([self.preprocess(im.convert("RGB")) for im in chunk]))
+            for chunk in batches(images)])
+        return describe_from_probabilities(probs, phrases, DESCRIBE_FLOOR)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

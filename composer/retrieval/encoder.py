@@ -7,13 +7,14 @@ Encoding is split into `preprocess` (PIL -> tensor, thread-safe, run in the deco
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from PIL import Image
 
+ENCODE_BATCH = 8  # pictures per forward pass when a caller hands over many
 
 @runtime_checkable
 class ImageTextEncoder(Protocol):
@@ -61,7 +62,15 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
+def batches(items: Sequence, size: int = ENCODE_BATCH) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
 def encode_images_via_pixels(encoder: ImageTextEncoder, images: Sequence[Image.Image]) -> np.ndarray:
+    """A fixed batch at a time: a network's activations grow with the batch, and a request may
+    hold many pictures."""
     if not images:
         return np.zeros((0, encoder.dim), dtype=np.float32)
-    return encoder.encode_pixels(torch.stack([encoder.preprocess(im.convert("RGB")) for im in images]))
+    return np.concatenate([encoder.encode_pixels(torch.stack([encoder.preprocess(im.convert("RGB")) for im in chunk]))
+                           for chunk in batches(images)])
