@@ -9,6 +9,10 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 FORMAT_VERSION = 1
+# What one article may hold: a 5,000-word article is about a hundred blocks. More is not an
+# article a writer edits but a load on the editor (each block is a view: 2,000 took 81 s to show).
+MAX_BLOCKS = 250
+MAX_TEXT_CHARS = 1_000_000  # title, paragraphs, captions and alt texts together
 
 
 @dataclass(frozen=True)
@@ -94,11 +98,20 @@ class Article:
         version = data.get("format", FORMAT_VERSION)
         if version != FORMAT_VERSION:
             raise ValueError(f"unsupported article format {version!r} (expected {FORMAT_VERSION})")
-        return cls(
+        blocks = data.get("blocks", [])
+        if isinstance(blocks, (list, tuple)) and len(blocks) > MAX_BLOCKS:
+            raise ValueError(f"an article holds at most {MAX_BLOCKS} blocks; this one has {len(blocks)}")
+        article = cls(
             title=data["title"],
-            blocks=tuple(_block_from_dict(b) for b in data.get("blocks", [])),
+            blocks=tuple(_block_from_dict(b) for b in blocks),
             metadata=dict(data.get("metadata", {})),
         )
+        chars = len(str(article.title)) + sum(
+            len(str(b.text)) if isinstance(b, Paragraph) else len(str(b.caption)) + len(str(b.alt))
+            for b in article.blocks)
+        if chars > MAX_TEXT_CHARS:
+            raise ValueError(f"an article holds at most {MAX_TEXT_CHARS:,} characters of text; this one has {chars:,}")
+        return article
 
     @classmethod
     def from_json(cls, text: str) -> Article:

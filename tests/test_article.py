@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -34,3 +35,40 @@ def test_views_and_unknown_block_type():
         assert "video" in str(exc)
     else:
         raise AssertionError("unknown block type accepted")
+
+
+# --- what one article may hold (issue 17, case 8) ------------------------------------------------
+def test_an_article_with_more_blocks_than_the_cap_is_refused_in_one_line_before_it_is_built():
+    import time
+
+    from composer.article import MAX_BLOCKS
+
+    data = {"title": "Huge", "blocks": [{"type": "paragraph", "text": "x"}] * 100_000}
+    start = time.process_time()
+    with pytest.raises(ValueError) as info:
+        Article.from_dict(data)
+    assert f"at most {MAX_BLOCKS} blocks" in str(info.value) and "100000" in str(info.value)
+    assert time.process_time() - start < 1.0  # refused before 100,000 blocks were built
+    ok = {"title": "Fits", "blocks": [{"type": "paragraph", "text": "x"}] * MAX_BLOCKS}
+    assert len(Article.from_dict(ok).blocks) == MAX_BLOCKS
+
+
+def test_an_article_with_more_text_than_the_cap_is_refused():
+    from composer.article import MAX_TEXT_CHARS
+
+    data = {"title": "Long", "blocks": [{"type": "paragraph", "text": "y" * (MAX_TEXT_CHARS + 1)}]}
+    with pytest.raises(ValueError, match="characters"):
+        Article.from_dict(data)
+
+
+def test_the_editor_refuses_to_open_an_article_over_the_cap(tmp_path):
+    import json
+
+    from composer.editor_session import EditorSession
+
+    path = tmp_path / "article.json"
+    path.write_text(json.dumps({"title": "Huge", "blocks": [{"type": "paragraph", "text": "x"}] * 2000}))
+    s = EditorSession()
+    message = s.open_file(path)
+    assert message.startswith("⚠️ article.json: cannot be opened") and "blocks" in message
+    assert s.article is None
