@@ -62,3 +62,24 @@ def test_check_endpoint_flags_invented_claims(server, tmp_path):
     lines = Client(server.url, verbose=False).predict(handle_file(str(path)), api_name="/check")
     assert lines == 'paragraph 1: "It opens at 7:00 and sells 4,321 cups." — 4,321 is not in the materials'
 
+
+
+@pytest.mark.parametrize("request_text, words", [
+    (json.dumps({"title": "t", "seed": "abc"}), '"seed" must be a whole number'),
+    (json.dumps({"title": "t", "seed": [1]}), '"seed" must be a whole number'),
+    (json.dumps([{"title": "t"}]), "must be a JSON object"),
+    ('{"title": ' + "[" * 100_000, "nested too deeply"),
+], ids=["seed-text", "seed-list", "a-list", "nested"])
+def test_compose_endpoint_answers_a_malformed_request_in_one_plain_line(server, request_text, words):
+    """Issue 17, case 9: these showed "invalid literal for int()", "'list' object has no attribute
+    'get'" and "maximum recursion depth"."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    client = Client(server.url, verbose=False)
+    with pytest.raises(AppError) as info:
+        client.predict(request_text, [], api_name="/compose")
+    message = str(info.value)
+    assert words in message and "\n" not in message.strip()
+    for raw in ("invalid literal", "attribute", "recursion"):
+        assert raw not in message
