@@ -19,16 +19,27 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
 
 from composer.article import Article, Figure, Paragraph
 from composer.check import check_article, flag_lines, flags_of, marked_sentences
-from composer.editor_session import EditorSession, SessionRegistry, Update, block_key, display_name, photo_statuses
-from composer.images import MAX_FILE_BYTES, ImageError
+from composer.editor_session import (
+    EditorSession,
+    SessionRegistry,
+    Update,
+    block_key,
+    display_name,
+    photo_statuses,
+    picture_name,
+    picture_options,
+)
+from composer.images import MAX_FILE_BYTES, ImageError, LoadedImage
 from composer.planner import edit as edits
 from composer.planner.request import RequestError, parse_seed, request_from_json
+from composer.planner.segment import segment
 from composer.retrieval import LibraryError
 from composer.services import ServiceError, Services, add_to_library, library_summary, load_services
 from composer.workspace import Workspace
@@ -60,7 +71,9 @@ EDITOR_CSS = """
   padding: 0.3rem 0.6rem; margin: 0.2rem 0 0.3rem; }
 #article .claims blockquote { margin: 0.2rem 0 0; font-style: italic; }
 #article .claims mark { background: #ffd97a; padding: 0 0.1em; }
-#draft .draft { white-space: pre-wrap; font-family: var(--prose); font-size: 1.05rem; line-height: 1.6; color: #444; }
+#draft .draft { font-family: var(--prose); font-size: 1.05rem; line-height: 1.6; color: #444; }
+#draft .draft p { margin: 0 0 0.7rem; }
+#draft .draft h2, #draft .draft h3, #draft .draft h4 { font-family: var(--prose); margin: 0.8rem 0 0.4rem; }
 """
 
 
@@ -91,7 +104,17 @@ def status_markdown(text: str) -> str:
 
 
 def draft_html(text: str) -> str:
-    return f'<div class="draft">{html.escape(text)}</div>'
+    """The text the model has written so far, as the article will look: headings and paragraphs,
+    not Markdown marks. Model text is escaped; only our tags are markup."""
+    parts = []
+    for block in segment(text):
+        body = html.escape(block.text)
+        if block.is_heading:
+            level = min(max(block.level, 2), 4)
+            parts.append(f"<h{level}>{body}</h{level}>")
+        else:
+            parts.append(f"<p>{body}</p>")
+    return f'<div class="draft">{"".join(parts)}</div>'
 
 
 def claims_html(flags) -> str:
@@ -121,7 +144,11 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         # (tab, version) of the article the view shows: the view redraws when it changes. The
         # article itself stays in the tab's session; a State holds only this small token.
         shown = gr.State(None)
-        gr.Markdown(f"# composer\nIllustrated articles. {services.describe()}", elem_id="header")
+        def header_text() -> str:
+            return f"# composer\nIllustrated articles. {services.describe()}"
+
+        # Drawn again on each page load and library change: it counts the library's pictures.
+        header = gr.Markdown(header_text(), elem_id="header")
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=340, elem_id="request"):
                 title = gr.Textbox(label=t("Title"), elem_id="title")
@@ -173,7 +200,9 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                 with gr.Column(elem_id="article"):
                     @gr.render(inputs=[shown])
                     def article_view(token: tuple[str, int] | None):
-                        article = sessions.get(token[0]).article if token else None
+                        s = sessions.get(token[0]) if token else None
+                        article = s.article if s is not None else None
+                        uploads = s.uploads if s is not None else []
                         if article is None:
                             gr.Markdown("The article appears here.", elem_classes="empty-article")
                             return
@@ -189,7 +218,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                             ident = (key, seen[key])
                             seen[key] += 1
                             if isinstance(b, Figure):
-                                figure_view(i, key, b, ident)
+                                figure_view(i, key, b, ident, article, uploads)
                             else:
                                 paragraph_view(i, key, b, article, flagged.get(i, []), ident)
 
@@ -260,7 +289,8 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                                       elem_classes=["ground"])
                         b.click(model_job("ground", i, key), [instruction], outputs, **model_queue)
 
-        def figure_view(i: int, key: str, f: Figure, ident: tuple[str, int]):
+        def figure_view(i: int, key: str, f: Figure, ident: tuple[str, int], article: Article,
+                        uploads: list[LoadedImage]):
             with gr.Group(elem_classes=["c-block", "c-figure"]):
                 if f.image is not None:
                     gr.Image(f.image.path, show_label=False, interactive=False, height=320,
@@ -276,40 +306,67 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                                    if t.strip() != a.blocks[idx].caption.strip() else a, "Caption saved."),
                              [caption], outputs,
                              **at_once)
-                if f.candidates:
-                    gallery = gr.Gallery([(c.image.path, f"{display_name(c.image.path)} · {c.score:.2f}")
-                                          for c in f.candidates], label=t("Other pictures: click one to use it"),
+                # The writer's other photos first, then the library's candidates, by file name.
+                options = picture_options(article, i, uploads)
+                if options:
+                    gallery = gr.Gallery([(o.ref.path, picture_name(article, o.ref) + (" · your photo" if
+                                                                                        o.source == "upload" else ""))
+                                          for o in options], label=t("Other pictures: click one to use it"),
                                          columns=6, height=150, allow_preview=False, object_fit="cover",
                                          elem_classes=["candidates"], buttons=[])
 
-                    def pick(evt: gr.SelectData, request: gr.Request, index=i, key=key):
+                    def pick(evt: gr.SelectData, request: gr.Request, index=i, key=key, options=options):
                         s = session_of(request)
-                        return view(s, s.edit(lambda a, at: edits.swap_figure(a, at, int(evt.index)), index, key,
-                                              "Picture swapped.").status)
+                        chosen = options[int(evt.index)]
+                        return view(s, s.edit(lambda a, at: edits.use_picture(a, at, chosen.ref, chosen.source),
+                                              index, key, "Picture swapped.").status)
 
                     gallery.select(pick, None, outputs, **at_once)
                 with gr.Row(elem_classes=["block-tools"]):
                     if library is not None:
-                        query = gr.Textbox(placeholder="Search the library by a new caption", show_label=False,
+                        query = gr.Textbox(placeholder="Search the library by other words", show_label=False,
                                            container=False, key=("q", *ident), scale=3, interactive=True)
                         search = gr.Button(t("Search library"), size="sm")
-                        search.click(plain(i, key, lambda a, idx, t: edits.search_figure(a, idx, t, library),
-                                           "Picture found in the library."),
-                                     [query], outputs, **at_once)
+
+                        def on_search(words, typed, request: gr.Request, index=i, key=key, f=f):
+                            # A caption typed and not yet saved is saved with the search (its blur and
+                            # this click come together): the figure as that edit makes it is this one too.
+                            s = session_of(request)
+                            typed = (typed or "").strip()
+                            mine = block_key(replace(f, caption=typed, alt=typed))
+
+                            def both(a: Article, at: int) -> Article:
+                                fig = a.blocks[at]
+                                if typed and isinstance(fig, Figure) and typed != fig.caption.strip():
+                                    a = edits.set_caption(a, at, typed)
+                                return edits.search_figure(a, at, words or "", library)
+
+                            return view(s, s.edit(both, index, (key, mine), "Picture found in the library.").status)
+
+                        search.click(on_search, [query, caption], outputs, **at_once)
                     gr.Button(t("Remove picture"), size="sm", variant="stop").click(
                         plain(i, key, lambda a, idx, _: edits.remove_figure(a, idx), "Picture removed."),
                         [instruction], outputs,
                         **at_once)
 
         # --- a tab opens: take up its saved article ------------------------------------------
+        request_fields = [title, outline, materials, style, length, language, count, photos]
+
         def on_load(saved_id, request: gr.Request):
             s = session_of(request)
             if s.article is None and s.resume(saved_id):
-                return s.article_id, *view(s, " ".join(filter(None, ["Your article is back. Keep editing.",
-                                                                     s.resume_note])))
-            return s.article_id or saved_id, *view(s, "Fill in a title and press Compose.")
+                # The whole job comes back: the request it was written from and the writer's photos.
+                fields = s.request_fields()
+                restored = [str(p) for p in s.restore_photos()]
+                values = [fields.get(k, gr.skip()) for k in ("title", "outline", "materials", "style", "length",
+                                                             "language", "image_count")]
+                return (s.article_id, *view(s, " ".join(filter(None, ["Your article is back. Keep editing.",
+                                                                      s.resume_note]))),
+                        *values, restored or gr.skip(), header_text())
+            return (s.article_id or saved_id, *view(s, "Fill in a title and press Compose."),
+                    *[gr.skip()] * len(request_fields), header_text())
 
-        demo.load(on_load, [article_id], [article_id, *outputs], **at_once)
+        demo.load(on_load, [article_id], [article_id, *outputs, *request_fields, header], **at_once)
 
         def on_unload(request: gr.Request):
             sessions.close(request.session_hash)
@@ -334,6 +391,20 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                 return
             for update in s.compose(fields, files or [], services, seed=seed):
                 yield s.article_id, *show(s, update)
+
+        def on_photos(files, request: gr.Request):
+            """The writer's photos, as soon as they are added: every figure offers them, and Add
+            picture uses them, without composing again."""
+            s = session_of(request)
+            try:
+                s.set_uploads(files or [])
+            except ImageError as exc:
+                return status_markdown(f"⚠️ {exc}"), gr.skip(), gr.skip(), gr.skip()
+            s.touch()
+            return view(s, f"{len(s.uploads)} of your photos ready." if s.uploads else "No photos of yours.")
+
+        photos.upload(on_photos, [photos], outputs, **at_once)
+        photos.clear(on_photos, [photos], outputs, **at_once)
 
         compose_inputs = [title, outline, materials, style, length, language, count, photos, seed]
         compose_btn.click(waiting, None, status, **at_once).then(
@@ -393,19 +464,20 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                     progress((p.done, p.total), desc="Indexing pictures")
 
                 report = library.sync(progress=step)
-                return html.escape(f"{library_summary(library)} (last sync: {report.summary()})")
+                return (html.escape(f"{library_summary(library)} (last sync: {report.summary()})"),
+                        header_text())
 
             def on_library_add(paths, progress=gr.Progress()):
                 if not paths:
-                    return gr.skip(), None
+                    return gr.skip(), gr.skip(), None
                 try:
                     add_to_library(library, paths)
                 except ImageError as exc:
-                    return html.escape(f"⚠️ {exc}. Nothing was added."), None
-                return sync(progress), None
+                    return html.escape(f"⚠️ {exc}. Nothing was added."), gr.skip(), None
+                return *sync(progress), None
 
-            library_add.upload(on_library_add, [library_add], [library_info, library_add], **at_once)
-            resync_btn.click(sync, None, [library_info], **at_once)
+            library_add.upload(on_library_add, [library_add], [library_info, header, library_add], **at_once)
+            resync_btn.click(sync, None, [library_info, header], **at_once)
 
             def on_library_search(text):
                 if not text or not text.strip():

@@ -7,6 +7,7 @@ closes are decided (and tested) here.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import tempfile
 import threading
@@ -18,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from composer.article import Article, Block, Figure, Paragraph
+from composer.article import Article, Block, Figure, ImageRef, Paragraph
 from composer.export import write_bundle
-from composer.images import ImageError, LoadedImage, display_name, load_uploads, named_image_error
+from composer.images import ImageError, LoadedImage, display_name, is_sha256, load_uploads, named_image_error
 from composer.model.base import ChatModelBase, ModelError, Prompt, Sampling
 from composer.model.serialized import Cancelled, SerializedModel
 from composer.planner import edit as edits
@@ -31,6 +32,8 @@ from composer.services import Services, compose_summary, plural
 from composer.workspace import SaveError, Workspace, WorkspaceError, map_images
 
 EXPORT_PREFIX = "composer-export-"
+MAX_RESTORED_PHOTOS = 40
+_SAFE_NAME = re.compile(r"[^\w.\- ]+")
 STALE = ("⚠️ That block was changed in another tab or by another edit since you saw it, so your change "
          "was not applied. The article now shows that change: make yours again if you still want it.")
 CHANGED_MEANWHILE = ("⚠️ That paragraph was edited while the model wrote, so nothing was replaced: "
@@ -75,13 +78,59 @@ def block_key(block: Block) -> str:
     return hashlib.sha1(repr(block).encode("utf-8")).hexdigest()[:12]
 
 
-def locate(article: Article, index: int | None, key: str) -> int | None:
+def locate(article: Article, index: int | None, key: str | Sequence[str]) -> int | None:
     """Where the block named `key` is now (the one nearest `index` if the same block is there
-    twice), or None if no block is that one any more."""
-    hits = [i for i, b in enumerate(article.blocks) if block_key(b) == key]
+    twice), or None if no block is that one any more. Several keys: any of them (the block as
+    the writer saw it, or as their own edit of it in the same moment made it)."""
+    keys = {key} if isinstance(key, str) else set(key)
+    hits = [i for i, b in enumerate(article.blocks) if block_key(b) in keys]
     if not hits:
         return None
     return min(hits, key=lambda i: abs(i - (index if index is not None else 0)))
+
+
+def with_names(article: Article) -> Article:
+    """The article with the file name of each picture it shows or offers kept in
+    metadata["names"] (by content hash): the workspace stores pictures by hash, and a writer
+    knows them by name."""
+    names = dict(article.metadata.get("names") or {})
+    before = len(names)
+    for fig in article.figures:
+        for ref in ([fig.image] if fig.image is not None else []) + [c.image for c in fig.candidates]:
+            if ref.sha256 not in names and Path(ref.path).stem != ref.sha256:
+                names[ref.sha256] = display_name(ref.path)
+    if len(names) == before:
+        return article
+    return Article(article.title, article.blocks, {**article.metadata, "names": names})
+
+
+def picture_name(article: Article | None, ref: ImageRef) -> str:
+    """The file name a writer knows a picture by (not the hash it is stored under)."""
+    names = (article.metadata.get("names") or {}) if article is not None else {}
+    name = names.get(ref.sha256) if isinstance(names, dict) else None
+    return str(name) if name else display_name(ref.path)
+
+
+@dataclass(frozen=True)
+class PictureOption:
+    ref: ImageRef
+    source: str  # "upload" (the writer's photo) or "library"
+
+
+def picture_options(article: Article, index: int, uploads: Sequence[LoadedImage]) -> list[PictureOption]:
+    """What figure `index` can show instead: the writer's photos that no figure shows, then the
+    figure's library candidates; never its own picture or one used elsewhere."""
+    fig = article.blocks[index]
+    assert isinstance(fig, Figure)
+    taken = {b.image.sha256 for b in article.blocks if isinstance(b, Figure) and b.image is not None}
+    own = {u.ref.sha256 for u in uploads}
+    out: list[PictureOption] = []
+    for ref, source in [(u.ref, "upload") for u in uploads] + [
+            (c.image, "upload" if c.image.sha256 in own else "library") for c in fig.candidates]:
+        if ref.sha256 not in taken:
+            taken.add(ref.sha256)
+            out.append(PictureOption(ref, source))
+    return out
 
 
 @dataclass(frozen=True)
@@ -170,6 +219,7 @@ class EditorSession:
                 self.article_id = self.workspace.create()
             with self._writer():
                 self._sync()
+                article = with_names(article)
                 if self.workspace is not None and self.article_id is not None:
                     article = self.workspace.adopt(self.article_id, article)
                 if self._history is None:
@@ -233,6 +283,63 @@ class EditorSession:
             self._seen = self._saved_state()
             self.version += 1
         return True
+
+    def _with_photos(self, article: Article) -> Article:
+        """The article with the writer's photos kept in its folder and listed in
+        metadata["photos"] (hash and file name), so that a reload brings them back."""
+        if self.workspace is None or not self._uploads:
+            return article
+        if self.article_id is None:
+            self.article_id = self.workspace.create()
+        kept = self.workspace.adopt(self.article_id, Article("", tuple(Figure(u.ref) for u in self._uploads)))
+        photos = [{"sha256": f.image.sha256, "name": display_name(u.ref.path)}
+                  for f, u in zip(kept.figures, self._uploads) if f.image is not None]
+        return Article(article.title, article.blocks, {**article.metadata, "photos": photos})
+
+    def request_fields(self) -> dict[str, Any]:
+        """The request the article was composed from, as the editor's fields show it (an empty
+        dict when there is none)."""
+        article = self.article
+        request = article.metadata.get("request") if article is not None else None
+        if not isinstance(request, dict):
+            return {}
+        try:
+            parsed = ComposeRequest.from_dict(request)  # read back from disk: checked like any request
+        except RequestError:
+            return {}
+        return {"title": parsed.title, "outline": "\n".join(parsed.outline), "materials": parsed.materials,
+                "style": parsed.style, "length": parsed.length, "language": parsed.language,
+                "image_count": str(parsed.image_count)}
+
+    def restore_photos(self) -> list[Path]:
+        """Take up the writer's photos the article keeps (see _with_photos) as this session's
+        uploads again; returns copies under their own file names for the photo field."""
+        article = self.article
+        entries = article.metadata.get("photos") if article is not None else None
+        if self.workspace is None or self.article_id is None or not isinstance(entries, list):
+            return []
+        images = self.workspace.folder(self.article_id) / "images"
+        out: list[Path] = []
+        folder = self._scratch() / f"photos-{uuid.uuid4().hex[:8]}"
+        folder.mkdir()
+        for entry in entries[:MAX_RESTORED_PHOTOS]:
+            if not isinstance(entry, dict) or not is_sha256(entry.get("sha256")):
+                continue
+            found = [p for p in images.glob(f"{entry['sha256']}.*") if p.is_file() and not p.is_symlink()]
+            # The name comes from a file on disk: only its last part, and only ordinary characters.
+            name = _SAFE_NAME.sub("_", display_name(str(entry.get("name") or "photo")))[-80:].lstrip(".") or "photo"
+            if not found:
+                continue
+            dest = folder / name
+            if dest.exists():
+                dest = folder / f"{dest.stem}-{len(out)}{dest.suffix}"
+            shutil.copyfile(found[0], dest)
+            out.append(dest)
+        try:
+            self.set_uploads(out)
+        except ImageError:
+            return []
+        return out
 
     def start_new(self) -> None:
         """Compose the next article as a new one (the saved one stays on disk)."""
@@ -323,7 +430,7 @@ class EditorSession:
                     yield Update(f"{word.capitalize()} {counts[event.kind]} of {slots}")
                 elif event.kind == "done":
                     article = event.data["article"]
-                    self.push(article)
+                    self.push(self._with_photos(article))
                     yield Update(compose_summary(article), article_changed=True)
         except Cancelled:
             yield Update("Stopped. The article is as it was.", error=True)
@@ -339,7 +446,7 @@ class EditorSession:
             return self.article
 
     def model_edit(self, op: str, index: int, extra: str, services: Services,
-                   key: str | None = None) -> Iterator[Update]:
+                   key: str | Sequence[str] | None = None) -> Iterator[Update]:
         """rewrite | expand | shorten | before | after | add_picture | ground on block `index`
         (with `key`: the block of that content nearest `index`, see block_key). The model writes
         from the article as it is when the edit starts; what it wrote replaces that block in the
@@ -402,7 +509,11 @@ class EditorSession:
         with self._lock:
             self.version += 1
 
-    def edit(self, fn: Callable[[Article, int], Article], index: int = 0, key: str | None = None,
+    def touch(self) -> None:
+        """Something the view shows besides the article changed (the writer's photos): draw it again."""
+        self._redraw()
+
+    def edit(self, fn: Callable[[Article, int], Article], index: int = 0, key: str | Sequence[str] | None = None,
              done: str = "Edited.") -> Update:
         """An edit that needs no model (text, caption, swap, delete), applied at once to the
         article as it is now: fn(article, index). With `key`, to the block the writer saw

@@ -592,6 +592,12 @@ def _portable(article: Article, images: dict[int, ExportedImage]) -> Article:
                                for c in block.candidates if (shown := by_sha.get(c.image.sha256)) is not None)
             block = replace(block, image=image, candidates=candidates)
         blocks.append(block)
+    # The editor's file names of the pictures (metadata["names"], by hash) follow the new hashes.
+    names = article.metadata.get("names")
+    if isinstance(names, dict):
+        renamed = {images[pos].sha256: names[b.image.sha256] for pos, b in enumerate(article.blocks)
+                   if isinstance(b, Figure) and b.image is not None and pos in images and b.image.sha256 in names}
+        return Article(article.title, tuple(blocks), {**article.metadata, "names": renamed})
     return article.with_blocks(blocks)
 
 

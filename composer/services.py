@@ -47,7 +47,7 @@ class Services:
         if self.encoder is not None:
             parts.append(f"encoder **{self.encoder.name}**")
         if self.library is not None:
-            parts.append(f"library **{self.library.folder}** ({len(self.library)} pictures)")
+            parts.append(f"library **{self.library.folder}** ({plural(len(self.library), 'picture')})")
         line = ", ".join(parts) + "."
         if self.model.small:
             line += (" The model is the small offline one that ships with the app: expect plain prose;"

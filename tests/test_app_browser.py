@@ -79,6 +79,11 @@ def test_compose_edit_undo_export_reload_reopen(server, browser, tmp_path):
     page.reload()
     page.wait_for_selector("#status:has-text('back')", timeout=60_000)
     w.wait_until(lambda: w.article_text() == kept)
+    # ...and so does the whole job: the request it was written from and the writer's photos.
+    assert page.get_by_label("Title", exact=True).input_value() == "A morning at the café"
+    assert "The espresso" in page.get_by_label("Outline (one point per line)").input_value()
+    w.wait_until(lambda: "cat.jpg" in page.locator("#photos").inner_text()
+                 and "coffee.jpg" in page.locator("#photos").inner_text())
     w.act("Undo", "Undone")  # ...and so does its history
     w.wait_until(lambda: w.pictures() == 2)
     page.context.close()

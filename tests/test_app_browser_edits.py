@@ -1,11 +1,13 @@
 """Edits in a real browser against a real `python app.py`: Delete on an article whose figures
 offer other pictures, and one article open in two tabs (two writers)."""
+import re
 from pathlib import Path
 
 import pytest
 
 from composer.app_testing import CHROMIUM, ROOT, EditorPage, screenshot_dir
 from composer.article import Article, Candidate, Figure, Paragraph
+from composer.editor_session import with_names
 from composer.export import write_bundle
 from composer.images import load_image
 
@@ -25,7 +27,9 @@ def bundle(tmp_path, paragraphs=PARAGRAPHS) -> Path:
     blocks: list = [Paragraph(t) for t in paragraphs]
     blocks.insert(2, Figure(refs[0], "A cat on the window seat", "a cat", "library", cands))
     blocks.insert(5, Figure(refs[1], "The first espresso", "coffee", "library", cands[1:] + cands[:1]))
-    paths = write_bundle(Article("The café", tuple(blocks), {"request": {"title": "The café"}}), tmp_path / "out")
+    # Named as the editor exports it.
+    article = with_names(Article("The café", tuple(blocks), {"request": {"title": "The café"}}))
+    paths = write_bundle(article, tmp_path / "out")
     return paths["zip"]
 
 
@@ -53,6 +57,13 @@ def open_bundle(w: EditorPage, path: Path) -> None:
     w.wait_until(lambda: len(shown(w)) == len(PARAGRAPHS))
 
 
+def add_photos(w: EditorPage) -> None:
+    before = w.status()
+    w.page.locator("#photos input[type=file]").set_input_files([str(LIB / "photographer.jpg"),
+                                                                 str(LIB / "greek-coins.jpg")])
+    w.wait_for_status("photos ready", before=before)
+
+
 def delete(w: EditorPage, n: int) -> None:
     before = w.status()
     w.page.get_by_role("button", name="Delete", exact=True).nth(n).click()
@@ -62,7 +73,8 @@ def delete(w: EditorPage, n: int) -> None:
 def test_delete_with_candidate_thumbnails_shows_the_article_as_it_is(server, browser, tmp_path):
     w, errors = editor(browser, server)
     open_bundle(w, bundle(tmp_path))
-    assert w.page.locator("#article .candidates").count() == 2
+    add_photos(w)  # every figure offers them as thumbnails
+    w.wait_until(lambda: w.page.locator("#article .candidates").count() == 2)
     delete(w, 1)  # the paragraph just before the first figure
     expected = PARAGRAPHS[:1] + PARAGRAPHS[2:]
     w.wait_until(lambda: shown(w) == expected and settled(w), timeout_s=20)
@@ -120,3 +132,44 @@ def test_one_article_in_two_tabs_keeps_both_writers_edits(server, browser, tmp_p
         first.wait_until(lambda undone=undone: shown(first) == undone, timeout_s=20)
     assert errors == [], errors
     first.page.context.close()
+
+
+def captions_of(w: EditorPage, n: int) -> str:
+    return w.page.locator("#article .candidates").nth(n).inner_text()
+
+
+def test_each_figure_offers_the_writers_photos_by_name_and_search_keeps_the_caption(server, browser, tmp_path):
+    w, errors = editor(browser, server)
+    open_bundle(w, bundle(tmp_path))
+    add_photos(w)
+    w.wait_until(lambda: "photographer.jpg" in captions_of(w, 0), timeout_s=20)
+    labels = captions_of(w, 0)
+    assert "greek-coins.jpg · your photo" in labels, labels
+    assert not re.search(r"[0-9a-f]{12}", labels), f"a picture is named by its hash: {labels!r}"
+    # Swap the first figure to one of the writer's photos: it leaves the list, the cat comes in.
+    before = w.status()
+    w.page.locator("#article .candidates").first.locator("button, .thumbnail-item").first.click()
+    w.wait_for_status("Picture swapped", "⚠", before=before)
+    try:
+        w.wait_until(lambda: "photographer.jpg" not in captions_of(w, 0) and "cat.jpg" in captions_of(w, 0)
+                     and settled(w), timeout_s=20)
+    except TimeoutError:
+        raise AssertionError(captions_of(w, 0)) from None
+    w.page.screenshot(path=str(screenshot_dir() / "own-photos-gallery.png"), full_page=True)
+    # The library header counts the pictures added to it.
+    w.page.locator("#library").get_by_text("Picture library").click()
+    w.page.locator("#library input[type=file]").set_input_files([str(LIB / "rocket.jpg")])
+    w.wait_until(lambda: "1 picture" in w.page.locator("#library-info").inner_text(), timeout_s=120)
+    w.wait_until(lambda: "(1 picture)" in w.page.locator("#header").inner_text(), timeout_s=20)
+    # Search library with a caption typed and not yet saved: the caption stays the writer's.
+    caption = w.page.locator("#article .caption textarea").nth(1)
+    caption.fill("My own caption for the espresso")
+    w.page.get_by_placeholder("Search the library by other words").nth(1).fill("a rocket launch")
+    before = w.status()
+    w.page.get_by_role("button", name="Search library", exact=True).nth(1).click()
+    status = w.wait_for_status("Picture found", "⚠", before=before)
+    assert "found" in status, status
+    w.wait_until(lambda: w.page.locator("#article .caption textarea").nth(1).input_value()
+                 == "My own caption for the espresso" and settled(w), timeout_s=20)
+    assert errors == [], errors
+    w.page.context.close()

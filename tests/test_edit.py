@@ -96,7 +96,7 @@ class Library:
 
 def test_search_and_add_figure_never_reuse_a_picture():
     new = search_figure(ARTICLE, 2, "espresso", Library())
-    assert new.blocks[2].image == ref(1) and new.blocks[2].caption == "espresso"  # its own picture may stay
+    assert new.blocks[2].image == ref(1) and new.blocks[2].caption == "a café"  # its own picture may stay
     assert all(c.image != ref(2) for c in new.blocks[2].candidates)
     added = run_edit(add_figure(ARTICLE, 5, model(), library=Library(), caption="regulars"))
     assert added.blocks[6].image == ref(3) and added.blocks[6].caption == "regulars"
@@ -141,3 +141,22 @@ def test_rebase_applies_an_edit_to_the_article_as_it_now_is():
     rebased = rebase(ARTICLE, done, meanwhile)
     assert rebased.blocks[3].text == "A cat." and rebased.blocks[2].caption == "a busy café"
     assert rebase(ARTICLE, done, update_text(ARTICLE, 3, "By hand.")) is None
+
+
+def test_search_library_keeps_the_caption_the_writer_wrote():
+    new = search_figure(ARTICLE, 2, "espresso crema", Library())
+    assert new.blocks[2].caption == "a café"  # the writer's caption stays; the search words are the query
+    assert new.blocks[2].query == "espresso crema"
+    empty = ARTICLE.with_blocks([*ARTICLE.blocks[:2], Figure(None, ""), *ARTICLE.blocks[3:]])
+    assert search_figure(empty, 2, "espresso crema", Library()).blocks[2].caption == "espresso crema"
+
+
+def test_use_picture_puts_one_of_the_writers_photos_in_a_slot():
+    from composer.planner.edit import use_picture
+
+    photo = ImageRef("f" * 64, "/uploads/garden.jpg")
+    new = use_picture(ARTICLE, 2, photo, "upload")
+    assert new.blocks[2].image == photo and new.blocks[2].source == "upload"
+    assert new.blocks[2].caption == "a café"
+    with pytest.raises(EditError, match="already used"):
+        use_picture(ARTICLE, 2, ref(2), "library")

@@ -369,3 +369,57 @@ def test_an_insert_lands_beside_its_paragraph_after_other_edits(tmp_path):
         assert texts(s.article) == ["Beta.", "A new paragraph.", "Gamma."]
     finally:
         model.close()
+
+
+def test_each_figure_offers_the_writers_other_photos_then_the_library_by_file_name(tmp_path):
+    from composer.article import Candidate
+    from composer.editor_session import picture_name, picture_options
+
+    for name in ("cat.jpg", "coffee.jpg", "rocket.jpg"):
+        shutil.copy(ROOT / "assets/library" / name, tmp_path / name)
+    s = EditorSession(Workspace(tmp_path / "data"))
+    cat, coffee, rocket = s.set_uploads([tmp_path / n for n in ("cat.jpg", "coffee.jpg", "rocket.jpg")])
+    from composer.images import load_image
+
+    library = [Candidate(load_image(ROOT / "assets/library/astronaut.jpg").ref, 0.3),
+               Candidate(cat.ref, 0.2)]
+    saved = s.push(Article("T", (Paragraph("p1"), Figure(cat.ref, "a cat", source="upload", candidates=tuple(library)),
+                                 Paragraph("p2"), Figure(rocket.ref, "a rocket", source="upload"))))
+    fig = saved.blocks[1]
+    assert "data" in fig.image.path and "cat" not in Path(fig.image.path).name  # stored by content hash...
+    assert picture_name(saved, fig.image) == "cat.jpg"  # ...and still named as the writer knows it
+    options = picture_options(saved, 1, s.uploads)
+    # The writer's other unused photo first (the rocket is in the article), then the library's.
+    assert [(picture_name(saved, o.ref), o.source) for o in options] == [("coffee.jpg", "upload"),
+                                                                         ("astronaut.jpg", "library")]
+    update = s.edit(lambda a, i: edits.use_picture(a, i, options[0].ref, options[0].source), 1,
+                    block_key(fig), "Picture swapped.")
+    assert not update.error, update.status
+    assert s.article.blocks[1].image.sha256 == coffee.ref.sha256 and s.article.blocks[1].source == "upload"
+    assert picture_name(s.article, s.article.blocks[1].image) == "coffee.jpg"
+
+
+def test_a_reload_brings_back_the_request_and_the_photos(services, tmp_path):
+    for name in ("cat.jpg", "coffee.jpg"):
+        shutil.copy(ROOT / "assets/library" / name, tmp_path / name)
+    ws = Workspace(tmp_path / "data")
+    s = EditorSession(ws)
+    fields = {"title": "The café", "outline": "Opening\nThe cat", "materials": "Opens at seven.", "style": "warm",
+              "length": 150, "language": "en", "image_count": "1"}
+    list(s.compose(fields, [tmp_path / "cat.jpg", tmp_path / "coffee.jpg"], services))
+    (tmp_path / "cat.jpg").unlink()  # the upload cache is gone; the article keeps its photos
+    (tmp_path / "coffee.jpg").unlink()
+    s.close()
+    back = EditorSession(ws)
+    assert back.resume(s.article_id)
+    request = back.request_fields()
+    assert (request["title"], request["outline"], request["materials"], request["style"], request["length"],
+            request["image_count"]) == ("The café", "Opening\nThe cat", "Opens at seven.", "warm", 150, "1")
+    photos = back.restore_photos()
+    assert sorted(Path(p).name for p in photos) == ["cat.jpg", "coffee.jpg"]
+    assert sorted(display_name_of(u) for u in back.uploads) == ["cat.jpg", "coffee.jpg"]
+    back.close()
+
+
+def display_name_of(upload) -> str:
+    return Path(upload.ref.path).name

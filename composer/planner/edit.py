@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
-from composer.article import Article, Block, Figure, Paragraph
+from composer.article import Article, Block, Figure, ImageRef, Paragraph
 from composer.check import Sources, annotate, check_article, supported_only
 from composer.images import LoadedImage
 from composer.model.base import ChatModel, Prompt, Sampling
@@ -259,17 +259,29 @@ def swap_figure(article: Article, index: int, candidate: int) -> Article:
 
 def search_figure(article: Article, index: int, caption: str, library: CandidateSource,
                   k: int = LIBRARY_TOP_K) -> Article:
-    """Search the library with a new caption; the best match not used elsewhere fills the slot
-    and the matches become its candidates."""
+    """Search the library with the words given; the best match not used elsewhere fills the slot
+    and the matches become its candidates. The caption the writer wrote stays (the words become
+    the figure's query); an empty caption takes the words."""
     fig = _figure_at(article, index)
-    if not caption.strip():
+    words = caption.strip()
+    if not words:
         raise EditError("the search caption is empty")
-    found = library.candidates(caption.strip(), k, exclude_hashes=_used_hashes(article, skip=index))
+    found = library.candidates(words, k, exclude_hashes=_used_hashes(article, skip=index))
     if not found:
-        raise EditError(f"nothing in the library matches {caption.strip()!r}")
-    new = replace(fig, image=found[0].image, caption=caption.strip(), alt=caption.strip(),
-                  source="library", candidates=tuple(found), query="")
+        raise EditError(f"nothing in the library matches {words!r}")
+    kept = fig.caption.strip()
+    new = replace(fig, image=found[0].image, caption=kept or words, alt=fig.alt if kept else words,
+                  source="library", candidates=tuple(found), query=words if kept and words != kept else "")
     return _splice(article, index, index + 1, [new])
+
+
+def use_picture(article: Article, index: int, image: ImageRef, source: Literal["upload", "library"]) -> Article:
+    """Show `image` (one of the writer's photos, or a library picture) in figure `index`; its
+    caption and candidates stay. Never a picture already used elsewhere in the article."""
+    fig = _figure_at(article, index)
+    if image.sha256 in _used_hashes(article, skip=index):
+        raise EditError("that picture is already used elsewhere in the article")
+    return _splice(article, index, index + 1, [replace(fig, image=image, source=source)])
 
 
 def set_caption(article: Article, index: int, caption: str) -> Article:
