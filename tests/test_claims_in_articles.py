@@ -12,7 +12,7 @@ from composer.testing import ScriptedModel
 REQUEST = ComposeRequest("Morning at the café", outline=("Opening", "The cat"),
                          materials="The café opens at seven. A tabby cat called Miso sleeps there.",
                          image_count=0)
-DRAFT = ("The café opens at seven every day.\n\n"
+DRAFT = ("The café opens at seven.\n\n"
          "It serves 4,321 cups a week, says Maria Lopez, and Miso sleeps on the sill.")
 
 
@@ -56,11 +56,11 @@ def test_keep_to_materials_quotes_the_flagged_claims_and_the_materials():
 
 
 def test_keep_to_materials_drops_what_the_rewrite_still_invents():
-    model = ScriptedModel(DRAFT, edit="Miso sleeps on the sill. It sells 4,321 cups, says Maria Lopez.")
+    model = ScriptedModel(DRAFT, edit="Miso sleeps there. It sells 4,321 cups, says Maria Lopez. It rules the sill.")
     article = compose_article(model)
     second = next(i for i, b in enumerate(article.blocks) if isinstance(b, Paragraph) and "4,321" in b.text)
     new = run_edit(keep_to_materials(article, second, model))
-    assert new.blocks[second].text == "Miso sleeps on the sill."
+    assert new.blocks[second].text == "Miso sleeps there."  # the claims and the unsupported sentence gone
     assert flags_of(new).flags == ()
 
 

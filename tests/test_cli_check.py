@@ -33,8 +33,8 @@ def test_one_line_per_flag_exit_0(tmp_path):
     r = composer("check", path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == [
-        'paragraph 2: "It sold 4,321 cups to Tom Baker.\\x1b[J" — 4,321 is not in the materials',
-        'paragraph 2: "It sold 4,321 cups to Tom Baker.\\x1b[J" — Tom Baker is not in the materials',
+        'paragraph 2, sentence 1: "It sold 4,321 cups to Tom Baker.\\x1b[J" — 4,321 is not in the materials',
+        'paragraph 2, sentence 1: "It sold 4,321 cups to Tom Baker.\\x1b[J" — Tom Baker is not in the materials',
     ]
     assert composer("check", tmp_path).stdout == r.stdout  # the bundle folder works too
 

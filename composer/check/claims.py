@@ -31,6 +31,8 @@ from typing import Any, Literal, NamedTuple
 from composer.article import Article, Figure, Paragraph
 
 ClaimKind = Literal["number", "year", "percent", "date", "time", "name", "quote"]
+# A flag is a claim not found, or a whole sentence the attribution finds no support for (or meta text).
+FlagKind = Literal["number", "year", "percent", "date", "time", "name", "quote", "sentence", "meta"]
 NO_MATERIALS_NOTE = "no materials were given, so nothing in the article could be checked against them"
 
 # --- text normalisation ------------------------------------------------------------------
@@ -640,15 +642,16 @@ class Flag:
     start: int
     end: int
     claim: str
-    kind: ClaimKind
+    kind: FlagKind
     reason: str
+    index: int = 0  # the sentence's number in its block, from 1 (0: not known, an older article.json)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Flag:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 @dataclass(frozen=True)
@@ -684,7 +687,7 @@ def check_text(text: str, sources: Sources, *, block: int = 0,
     flags: list[Flag] = []
     count = 0
     enumerator = _ENUMERATOR.match(text)  # "1) " / "2. " numbers a list item: not a claim
-    for a, b in sentences(text):
+    for index, (a, b) in enumerate(sentences(text), start=1):
         sentence = text[a:b]
         for claim, key in claims_in(sentence, names=where != "heading", lowercase_words=lowercase_words):
             if enumerator and a + claim.start < enumerator.end() and claim.kind == "number":
@@ -692,7 +695,7 @@ def check_text(text: str, sources: Sources, *, block: int = 0,
             count += 1
             if not _supported(claim.kind, key, claim.text, sources):
                 flags.append(Flag(block, where, sentence, a, claim.start, claim.end, claim.text, claim.kind,
-                                  f"{_shown(claim.text)} is not in the materials"))
+                                  f"{_shown(claim.text)} is not in the materials", index))
     return flags, count
 
 
@@ -701,33 +704,28 @@ def _shown(claim: str) -> str:
     return claim if len(claim) <= 80 else claim[:77] + "…"
 
 
-def check_article(article: Article, sources: Sources | None = None) -> CheckResult:
-    """Check every paragraph, heading and caption against the request stored with the article
+def check_claims(article: Article, sources: Sources | None = None) -> CheckResult:
+    """The claims alone (composer.check.check_article adds the sentences' attribution): check
+    every paragraph, heading and caption against the request stored with the article
     (`metadata["request"]`: title, outline, materials), or against `sources` when given."""
     if sources is None:
         sources = Sources.of_request(article.metadata.get("request"))
     labels = block_labels(article)
-    words = sum(len(text.split()) for _, text, _ in _texts(article))
+    words = sum(len(text.split()) for _, text, _ in texts_of(article))
     if not sources.has_materials:
         return CheckResult((), 0, words, NO_MATERIALS_NOTE, labels)
     flags: list[Flag] = []
     claims = 0
     lower = sources.lowercase_words.union(
-        w for _, text, _ in _texts(article) for w in _CAP_WORD.findall(text) if w.islower())
-    for i, text, where in _texts(article):
+        w for _, text, _ in texts_of(article) for w in _CAP_WORD.findall(text) if w.islower())
+    for i, text, where in texts_of(article):
         found, n = check_text(text, sources, block=i, where=where, lowercase_words=lower)
         flags.extend(found)
         claims += n
     return CheckResult(tuple(flags), claims, words, None, labels)
 
 
-def annotate(article: Article, sources: Sources | None = None) -> Article:
-    """A new Article whose `metadata["claims"]` holds the check (CheckResult.to_dict)."""
-    result = check_article(article, sources)
-    return Article(article.title, article.blocks, {**article.metadata, "claims": result.to_dict()})
-
-
-def _texts(article: Article) -> Iterator[tuple[int, str, Literal["paragraph", "heading", "caption"]]]:
+def texts_of(article: Article) -> Iterator[tuple[int, str, Literal["paragraph", "heading", "caption"]]]:
     for i, block in enumerate(article.blocks):
         if isinstance(block, Paragraph):
             yield i, block.text, "heading" if block.is_heading else "paragraph"
@@ -770,8 +768,8 @@ def flag_lines(result: CheckResult) -> list[str]:
     note said once; what `python -m composer check` prints and the /check API returns."""
     if result.note:
         return [result.note]
-    return [f"{result.labels.get(f.block, f'block {f.block + 1}')}: \"{f.sentence}\" — {f.reason}"
-            for f in result.flags]
+    return [f"{result.labels.get(f.block, f'block {f.block + 1}')}{f', sentence {f.index}' if f.index else ''}: "
+            f"\"{f.sentence}\" — {f.reason}" for f in result.flags]
 
 
 def marked_sentences(flags: Sequence[Flag]) -> list[list[tuple[str, bool]]]:

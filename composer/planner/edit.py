@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 from composer.article import Article, Block, Figure, ImageRef, Paragraph
-from composer.check import Sources, annotate, check_article, supported_only
+from composer.check import Sources, annotate, check_article, grounding_of, keep_supported
 from composer.images import LoadedImage
 from composer.model.base import ChatModel, Prompt, Sampling
 from composer.planner.caption import write_captions
@@ -148,6 +148,7 @@ def keep_to_materials(article: Article, index: int, model: ChatModel, seed: int 
         raise EditError("every claim in this paragraph is in your materials; nothing to rewrite")
     materials = str((article.metadata.get("request") or {}).get("materials") or "")
     sources = Sources.of_request(article.metadata.get("request"))
+    grounding = grounding_of(article)
     for event in ground(article, index, model, claims, materials, seed=seed):
         if event.kind != "done":
             yield event
@@ -157,11 +158,11 @@ def keep_to_materials(article: Article, index: int, model: ChatModel, seed: int 
         # sentences. The writer sees the result and Undo brings the old one back.
         new = event.data["article"]
         count = len(new.blocks) - len(article.blocks) + 1
-        kept = [replace(p, text=supported_only(p.text, sources)) if not p.is_heading else p
+        kept = [replace(p, text=keep_supported(p.text, sources, grounding)) if not p.is_heading else p
                 for p in new.blocks[index:index + count] if isinstance(p, Paragraph)]
         kept = [p for p in kept if p.text]
         if not any(not p.is_heading for p in kept):
-            old = supported_only(_paragraph_at(article, index).text, sources)
+            old = keep_supported(_paragraph_at(article, index).text, sources, grounding)
             if not old:
                 raise EditError("nothing in this paragraph is in your materials: edit it by hand or delete it")
             yield Event("fallback", {"step": "ground", "reason": "the rewrite still made unsupported claims; "

