@@ -13,6 +13,7 @@ export) runs at once, whoever is composing.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
 import os
 import shutil
@@ -42,6 +43,7 @@ from composer.planner.request import RequestError, parse_seed, request_from_json
 from composer.planner.segment import segment
 from composer.retrieval import LibraryError
 from composer.services import ServiceError, Services, add_to_library, library_summary, load_services
+from composer.shown_files import ShownFiles
 from composer.workspace import Workspace
 
 MODEL = "model"  # the concurrency group of every event that runs the model
@@ -137,7 +139,13 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
     at_once = dict(concurrency_limit=None, api_visibility=PRIVATE)
 
     def session_of(request: gr.Request) -> EditorSession:
-        return sessions.get(request.session_hash)
+        s = sessions.get(request.session_hash)
+        s.user = request.username  # with --auth, the articles it makes are this user's alone
+        return s
+
+    # Pictures are handed to Gradio from a folder of their own: the data folder is never one that
+    # Gradio serves by path (it holds article.json, history.json and the browser secret).
+    shown_files = ShownFiles()
 
     with gr.Blocks(title="composer", delete_cache=(3600, 24 * 3600)) as demo:
         article_id = gr.BrowserState(None, storage_key="composer-article", secret=workspace.browser_secret())
@@ -293,7 +301,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                         uploads: list[LoadedImage]):
             with gr.Group(elem_classes=["c-block", "c-figure"]):
                 if f.image is not None:
-                    gr.Image(f.image.path, show_label=False, interactive=False, height=320,
+                    gr.Image(shown_files.path(f.image.path), show_label=False, interactive=False, height=320,
                              elem_classes=["figure-image"], buttons=[])
                 else:
                     gr.Markdown("**Empty slot**: click one of its candidates below to fill it." if f.candidates else
@@ -309,7 +317,8 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                 # The writer's other photos first, then the library's candidates, by file name.
                 options = picture_options(article, i, uploads)
                 if options:
-                    gallery = gr.Gallery([(o.ref.path, picture_name(article, o.ref) + (" · your photo" if
+                    gallery = gr.Gallery([(shown_files.path(o.ref.path),
+                                           picture_name(article, o.ref) + (" · your photo" if
                                                                                         o.source == "upload" else ""))
                                           for o in options], label=t("Other pictures: click one to use it"),
                                          columns=6, height=150, allow_preview=False, object_fit="cover",
@@ -486,7 +495,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                     hits = library.search(text.strip(), k=12)
                 except LibraryError as exc:
                     raise gr.Error(str(exc)) from None
-                return [(ref.path, f"{display_name(ref.path)} · {score:.2f}") for ref, score in hits]
+                return [(shown_files.path(ref.path), f"{display_name(ref.path)} · {score:.2f}") for ref, score in hits]
 
             library_search_btn.click(on_library_search, [library_query], [library_hits], **at_once)
             library_query.submit(on_library_search, [library_query], [library_hits], **at_once)
@@ -502,7 +511,9 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         def api_folder() -> Path:
             """A folder for one API answer until Gradio has copied it out; answers older than an
             hour are removed on the next call."""
-            root = workspace.root / "api"
+            # Beside the system's temp files, not in the data folder: Gradio serves neither by path.
+            digest = hashlib.sha256(str(workspace.root).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+            root = Path(tempfile.gettempdir()) / f"composer-api-{digest}"
             root.mkdir(exist_ok=True)
             for old in root.iterdir():
                 if time.time() - old.stat().st_mtime > 3600:
@@ -556,13 +567,16 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
     return demo
 
 
-def parse_auth(value: str | None) -> tuple[str, str] | None:
-    if not value:
+def parse_auth(values: list[str] | None) -> list[tuple[str, str]] | None:
+    if not values:
         return None
-    user, sep, password = value.partition(":")
-    if not sep or not user or not password:
-        raise SystemExit("error: --auth wants USER:PASS")
-    return user, password
+    out = []
+    for value in values:
+        user, sep, password = value.partition(":")
+        if not sep or not user or not password:
+            raise SystemExit("error: --auth wants USER:PASS")
+        out.append((user, password))
+    return out
 
 
 def main() -> None:
@@ -576,7 +590,8 @@ def main() -> None:
                     help="where articles are saved (default: ./composer-data)")
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     ap.add_argument("--port", type=int, default=int(os.environ.get("COMPOSER_PORT", 7860)))
-    ap.add_argument("--auth", help="USER:PASS required to open the editor")
+    ap.add_argument("--auth", action="append", help="USER:PASS required to open the editor; give it once for "
+                                                     "each writer: an article is the user's who made it")
     args = ap.parse_args()
     auth = parse_auth(args.auth)
     try:
@@ -595,7 +610,6 @@ def main() -> None:
     demo = build(services, workspace, sessions)
     demo.queue(default_concurrency_limit=None)
     demo.launch(server_name=args.host, server_port=args.port, show_error=True, css=EDITOR_CSS, auth=auth, i18n=I18N,
-                allowed_paths=[str(workspace.root)] + ([str(services.library.folder)] if services.library else []),
                 max_file_size=MAX_FILE_BYTES)
 
 

@@ -202,6 +202,7 @@ class EditorSession:
         self.key: str | None = None  # the registry's name for this session (a browser tab)
         self._seen: tuple | None = None  # the saved files as this session last read or wrote them
         self.resume_note = ""  # what resume() found wrong with the saved article's history, if anything
+        self.user: str | None = None  # the logged-in user (with --auth): their articles alone are theirs to open
 
     # --- the article -----------------------------------------------------------------------
     @property
@@ -216,7 +217,7 @@ class EditorSession:
     def push(self, article: Article) -> Article:
         with self._lock:
             if self.workspace is not None and self.article_id is None:
-                self.article_id = self.workspace.create()
+                self.article_id = self.workspace.create(owner=self.user)
             with self._writer():
                 self._sync()
                 article = with_names(article)
@@ -275,6 +276,8 @@ class EditorSession:
         if self.workspace is None or not article_id:
             return False
         try:
+            if not self.workspace.may_open(article_id, self.user):
+                return False  # another user's article: as if there were none by that id
             history, self.resume_note = self.workspace.load_with_note(article_id)
         except WorkspaceError:
             return False
@@ -290,7 +293,7 @@ class EditorSession:
         if self.workspace is None or not self._uploads:
             return article
         if self.article_id is None:
-            self.article_id = self.workspace.create()
+            self.article_id = self.workspace.create(owner=self.user)
         kept = self.workspace.adopt(self.article_id, Article("", tuple(Figure(u.ref) for u in self._uploads)))
         photos = [{"sha256": f.image.sha256, "name": display_name(u.ref.path)}
                   for f, u in zip(kept.figures, self._uploads) if f.image is not None]

@@ -35,6 +35,7 @@ from composer.planner.history import History
 
 ARTICLES = "articles"
 IMAGES = "images"
+OWNER = "owner"  # the user (with --auth) an article belongs to
 HISTORY_FORMAT = 2  # 1 (no "format"): past and future only, the current version in article.json
 _ID = re.compile(r"[0-9a-f]{32}")
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
@@ -168,10 +169,29 @@ class Workspace:
                     pass  # gone already, or not ours to remove
 
     # --- ids -------------------------------------------------------------------------------
-    def create(self) -> str:
+    def create(self, owner: str | None = None) -> str:
+        """A new article's id; with `owner` (a logged-in user), the article is theirs alone."""
         article_id = uuid.uuid4().hex
-        (self.articles / article_id / IMAGES).mkdir(parents=True)
+        try:
+            (self.articles / article_id / IMAGES).mkdir(parents=True)
+            if owner:
+                write_atomic(self.articles / article_id / OWNER, owner.encode("utf-8", "surrogateescape"))
+        except OSError as exc:
+            raise SaveError(exc) from exc
         return article_id
+
+    def owner(self, article_id: str) -> str | None:
+        """The user an article belongs to, or None (made without a login)."""
+        try:
+            return (self.folder(article_id) / OWNER).read_bytes().decode("utf-8", "surrogateescape")
+        except OSError:
+            return None
+
+    def may_open(self, article_id: str, user: str | None) -> bool:
+        """Whether `user` may take up the article: its owner may, and anyone when either the
+        server has no logins (user None) or the article was made without one."""
+        owner = self.owner(article_id)
+        return user is None or owner is None or owner == user
 
     def folder(self, article_id: str) -> Path:
         """The article's folder. The id comes from a browser, so it is checked to be one of ours
