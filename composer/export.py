@@ -90,11 +90,9 @@ class ExportedImage:
 
 def _encode_figure_image(path: str, index: int) -> ExportedImage:
     """Decode through the shared checks, shrink, and re-encode pixels only (no EXIF/GPS)."""
-    loaded = load_image(path)  # raises ImageError naming the file
+    # Decoded to the size it is exported at (a JPEG drafts down to it), not held at full size.
+    loaded = load_image(path, max_side=MAX_SIDE)  # raises ImageError naming the file
     img: Image.Image = loaded.image
-    if max(img.size) > MAX_SIDE:
-        img = img.copy()
-        img.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
     data = clean_jpeg_bytes(img, quality=JPEG_QUALITY)
     # The name hashes the bytes we write, never ImageRef.sha256: that comes from article JSON
     # and could hold anything, including "../".
