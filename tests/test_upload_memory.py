@@ -136,3 +136,23 @@ def test_huge_uploads_are_held_small_within_bounded_memory(tmp_path):
     before, peak = map(int, lines[-1].split())
     print(f"8 x 49 MP uploads: peak {peak} MiB, {before} MiB before them")
     assert peak - before < 700, f"peak {peak} MiB, {before} MiB before the uploads"
+
+
+def test_an_export_decodes_a_huge_photo_at_the_size_it_is_exported_at(tmp_path):
+    big = tmp_path / "big.jpg"
+    Image.new("RGB", (8000, 6000), (10, 120, 200)).save(big, quality=85)
+    lines = run_child("""
+        import sys
+        from composer.article import Article, Figure, Paragraph
+        from composer.export import write_bundle
+        from composer.images import load_image
+        ref = load_image(sys.argv[1], draft_size=(64, 64)).ref
+        before = peak_mib()
+        write_bundle(Article("T", (Paragraph("p"), Figure(ref, "c"))), sys.argv[2])
+        print(before, peak_mib())
+    """, str(big), str(tmp_path / "out"))
+    before, peak = map(int, lines[-1].split())
+    print(f"export of a 48 MP JPEG: peak {peak} MiB, {before} MiB before it")
+    assert peak - before < 150, f"peak {peak} MiB, {before} MiB before the export"
+    with Image.open(next((tmp_path / "out" / "images").iterdir())) as exported:
+        assert max(exported.size) == 1600
