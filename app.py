@@ -219,10 +219,11 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                         seen: Counter[str] = Counter()
                         for i, b in enumerate(article.blocks):
                             key = block_key(b)
-                            # Only the text boxes are named across redraws (by content, and which
-                            # copy of it): one the writer is typing in keeps their words while another
-                            # block changes. Everything else is drawn afresh each time (Gradio
-                            # leaves a button or gallery it reuses untranslated or broken).
+                            # Only a paragraph's text box is named across redraws (by content, and
+                            # which copy of it): one the writer is typing in keeps their words while
+                            # another block changes. Everything else is drawn afresh each time: Gradio
+                            # leaves a button it reuses untranslated, and a caption box it reused
+                            # after a reload sent its text to a picture gallery (which then broke).
                             ident = (key, seen[key])
                             seen[key] += 1
                             if isinstance(b, Figure):
@@ -308,7 +309,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                                 "**Empty slot**: no picture matched. Search the library with a caption, add "
                                 "photos and Add picture again, or remove the slot.", elem_classes=["empty-slot"])
                 caption = gr.Textbox(f.caption, label=t("Caption"), show_label=False, container=False,
-                                     placeholder="Caption", lines=1, key=("cap", *ident),
+                                     placeholder="Caption", lines=1,
                                      elem_classes=["caption"], interactive=True)
                 caption.blur(plain(i, key, lambda a, idx, t: edits.set_caption(a, idx, t)
                                    if t.strip() != a.blocks[idx].caption.strip() else a, "Caption saved."),
@@ -334,7 +335,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                 with gr.Row(elem_classes=["block-tools"]):
                     if library is not None:
                         query = gr.Textbox(placeholder="Search the library by other words", show_label=False,
-                                           container=False, key=("q", *ident), scale=3, interactive=True)
+                                           container=False, scale=3, interactive=True)
                         search = gr.Button(t("Search library"), size="sm")
 
                         def on_search(words, typed, request: gr.Request, index=i, key=key, f=f):
