@@ -15,11 +15,11 @@ Answer = str | Callable[[Prompt], str]
 
 # What each step's prompt contains, per dialect.
 MARKERS: dict[str, dict[str, str | tuple[str, ...]]] = {
-    "generic": {"write": ("Write an article titled", "You are writing the article"),
+    "generic": {"write": ("Write an article titled", "You are writing the article", "You are writing one part of"),
                 "place": "Answer with the paragraph numbers",
                 "caption": "caption of a photograph", "edit": "Answer with the new paragraph only",
                 "choose": "Which picture best fits"},
-    "xcomposer": {"write": "根据以下标题", "place": "选择适合插入图像", "caption": "给出适合在",
+    "xcomposer": {"write": ("根据以下标题", "根据以下素材"), "place": "选择适合插入图像", "caption": "给出适合在",
                   "edit": ("改写以下段落", "扩写以下段落", "缩写以下段落", "在以下两段中插入一段"),
                   "choose": "根据给定上下文和候选图像"},
 }

@@ -43,13 +43,13 @@ def test_every_edit_recomputes_the_check():
 
 
 def test_keep_to_materials_quotes_the_flagged_claims_and_the_materials():
-    model = ScriptedModel(DRAFT, edit="Miso, a tabby, sleeps on the sill.")
+    model = ScriptedModel(DRAFT, edit="Miso, a tabby cat, sleeps there.")
     article = compose_article(model)
     second = next(i for i, b in enumerate(article.blocks) if isinstance(b, Paragraph) and "4,321" in b.text)
     new = run_edit(keep_to_materials(article, second, model))
     prompt = model.prompts[-1].turns[-1].text
     assert "4,321" in prompt and "Maria Lopez" in prompt and REQUEST.materials in prompt
-    assert new.blocks[second].text == "Miso, a tabby, sleeps on the sill."
+    assert new.blocks[second].text == "Miso, a tabby cat, sleeps there."
     assert flags_of(new).flags == ()
     with pytest.raises(EditError, match="nothing to rewrite"):
         run_edit(keep_to_materials(new, second, model))

@@ -59,8 +59,8 @@ def test_photo_descriptions_reach_the_embedded_models_prompts():
                              "The café opens at seven. A tabby cat sleeps on the window seat.", length=80)
     events = list(compose(request, model, WordsEncoder(), uploads=PHOTOS, seed=3))
     article = events[-1].data["article"]
-    writes = [p.turns[-1].text for p in model.prompts if "You are writing the article" in p.turns[-1].text]
-    assert len(writes) == 2  # the small model writes part by part; each part is told about the photos
+    writes = [p.turns[-1].text for p in model.prompts if "You are writing one part of the article" in p.turns[-1].text]
+    assert len(writes) == 2  # the small model writes part by part from its notes; each part is told about the photos
     for text in writes:
         assert "Photo 1: a tabby cat; a window seat" in text and "Photo 2: an espresso cup; a saucer" in text
     report = article.metadata["uploads"]

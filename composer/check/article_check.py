@@ -88,9 +88,10 @@ def attribution_of(article: Article) -> tuple[list[SentenceAttribution], dict[in
 
 def keep_supported(text: str, sources: Sources, grounding: Grounding) -> str:
     """`text` without its unsupported sentences: a claim the sources lack, or no support found
-    (sentences that claim nothing stay; every other character is kept as it was)."""
+    even in the strict sense (no word of its own); sentences that claim nothing stay, and every
+    other character is kept as it was."""
     flagged = {f.sentence_start for f in check_text(text, sources)[0]}
     if grounding.has_materials:
-        flagged |= {a.start for a in grounding.attribute(text) if a.status == "unsupported"}
+        flagged |= {a.start for a in grounding.attribute(text, strict=True) if a.status == "unsupported"}
     return "".join(text[a:b] + text[b:b + len(text[b:]) - len(text[b:].lstrip())]
                    for a, b in sentences(text) if a not in flagged).strip()

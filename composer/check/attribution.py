@@ -37,6 +37,7 @@ from composer.check.terms import NEGATIONS, QUANTIFIERS, Term, is_chinese, stem,
 
 Status = Literal["supported", "no_claim", "unsupported"]
 Where = Literal["paragraph", "heading", "caption"]
+Source = Literal["title", "outline", "materials", "photo"]
 
 # Quantity words whose change a check must see (as stems): "some" → "all" is not a paraphrase.
 STRONG_QUANTITIES = frozenset(stem(w) for w in """all every always never none millions billions thousands hundreds
@@ -88,7 +89,7 @@ CITES = 2  # passages cited per supported sentence
 @dataclass(frozen=True)
 class Passage:
     id: int
-    source: Literal["title", "outline", "materials"]
+    source: Source
     text: str
     stems: frozenset[str]
     all_stems: frozenset[str]  # with quantity and negation words
@@ -145,14 +146,16 @@ class Grounding:
 
     @classmethod
     def of(cls, title: str = "", outline: Sequence[str] = (), materials: str = "",
-           embedder: TextEmbedder | None = None) -> Grounding:
+           embedder: TextEmbedder | None = None, photos: Sequence[str] = ()) -> Grounding:
+        """`photos`: what the writer's photos show, in words (a text may say what they show)."""
         from composer.check.claims import sentences
 
-        pieces: list[tuple[Literal["title", "outline", "materials"], str]] = []
+        pieces: list[tuple[Source, str]] = []
         if title.strip():
             pieces.append(("title", title.strip()))
         pieces += [("outline", o.strip()) for o in outline if o.strip()]
         pieces += [("materials", materials[a:b]) for a, b in sentences(materials)]
+        pieces += [("photo", d.strip()) for d in photos if d.strip()]
         passages = tuple(Passage(i, src, text, frozenset(t.stem for t in terms(text)) - QUANTITY_STEMS,
                                  frozenset(t.stem for t in terms(text)))
                          for i, (src, text) in enumerate(pieces))
@@ -217,15 +220,20 @@ class Grounding:
         return {w: (self.vocabulary[j], float(sims[i, j])) for i, (w, j) in enumerate(zip(words, best))}
 
     # --- the decision ------------------------------------------------------------------------
-    def attribute(self, text: str, block: int = 0, where: Where = "paragraph") -> list[SentenceAttribution]:
+    def attribute(self, text: str, block: int = 0, where: Where = "paragraph",
+                  strict: bool = False) -> list[SentenceAttribution]:
+        """Each sentence of `text`. `strict`: no word of its own is allowed even in a close
+        paraphrase (for choosing what a small model's draft keeps, where a lost paraphrase costs
+        little and a kept invention costs the writer's trust)."""
         from composer.check.claims import sentences
 
         out = []
         for index, (a, b) in enumerate(sentences(text), start=1):
-            out.append(self.sentence(text[a:b], block, where, index, a))
+            out.append(self.sentence(text[a:b], block, where, index, a, strict))
         return out
 
-    def sentence(self, sentence: str, block: int, where: Where, index: int, start: int) -> SentenceAttribution:
+    def sentence(self, sentence: str, block: int, where: Where, index: int, start: int,
+                 strict: bool = False) -> SentenceAttribution:
         def result(status: Status, reason: str = "", span: tuple[int, int] | None = None,
                    cites: tuple[Citation, ...] = ()) -> SentenceAttribution:
             return SentenceAttribution(block, where, index, start, start + len(sentence), sentence, status, cites,
@@ -245,7 +253,7 @@ class Grounding:
         cites = tuple(Citation(self.passages[i].id, float(scores[i])) for i in ranked if scores[i] > 0)
         near = set().union(*(self.passages[c.passage].all_stems for c in cites)) if cites else set()
         novel = self._novel([t for t in content if t.stem not in self.stems and t.stem not in OPINION_STEMS])
-        if novel and max(cosines, default=0.0) >= CLOSE and len(novel) <= len(content) // ALLOWANCE_PER:
+        if novel and not strict and max(cosines, default=0.0) >= CLOSE and len(novel) <= len(content) // ALLOWANCE_PER:
             novel = []  # a close paraphrase, in a few words of its own
         if novel and all(t.stem in OPINION_STEMS or _opinion_word(t) for t in novel):
             novel = []

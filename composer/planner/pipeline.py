@@ -18,6 +18,7 @@ from composer.images import LoadedImage
 from composer.model.base import ChatModel, TokenUsage
 from composer.planner.caption import write_captions
 from composer.planner.events import Event
+from composer.planner.grounded import keep_supported_part, length_note, plan_parts, uses_materials_first
 from composer.planner.place import candidates, place
 from composer.planner.prompts import (
     Language,
@@ -138,6 +139,8 @@ def write(run: Run) -> Stage[str]:
     yield run.stage("write")
     if request.language == "zh" and model.dialect == "generic" and model.small:
         yield Event("warning", {"message": f"{model.name} is a small English model; its Chinese will be poor"})
+    if uses_materials_first(request, model.small):
+        return (yield from write_from_materials(run))
     images_in_prompt = [u.image for u in run.uploads] if model.sees_images else []
     photos = run.photos_in_words
     sections = prompts.write_sections(request, photos) if model.small else None
@@ -159,6 +162,53 @@ def write(run: Run) -> Stage[str]:
             yield Event("text", {"delta": delta})
         parts.append(drop_unfinished_sentence(part))  # a part cut by its token budget
     return "\n\n".join(parts)
+
+
+def write_from_materials(run: Run) -> Stage[str]:
+    """Materials-first (composer/planner/grounded.py): each outline point written from its own
+    passages, what the check finds unsupported dropped, the passages themselves where too little
+    is left. The text streams as the model writes it; the article holds what was kept."""
+    from composer.check import Grounding, Sources
+    from composer.check.semantic import default_embedder
+
+    request, model = run.request, run.model
+    photos = run.photos_in_words
+    grounding = Grounding.of(request.title, request.outline, request.materials, default_embedder(), photos)
+    sources = Sources.of(request.title, request.outline, request.materials)
+    note = length_note(request)
+    if note:
+        yield Event("warning", {"message": note})
+    parts = plan_parts(request, grounding)
+    empty = [part.point for part in parts if not part.passages]
+    if empty:
+        yield Event("warning", {"message": "Your notes say nothing about " + "; ".join(f"“{p}”" for p in empty)
+                                + (": that part is" if len(empty) == 1 else ": those parts are")
+                                + " left out. Add notes for it, or write it yourself."})
+    parts = [part for part in parts if part.passages]
+    headings = bool(request.outline) and request.use_headings and len(parts) > 1
+    texts, dropped, stood_in = [], 0, 0
+    for k, part in enumerate(parts):
+        heading = f"## {part.point}\n\n" if headings else ""
+        yield Event("text", {"delta": ("\n\n" if k else "") + heading})
+        prompt = run.prompts.write_from_notes(request, part.point, part.notes, part.words, photos)
+        words = max(part.words, 30)
+        sampling = section_sampling(replace(request, length=words), 1, run.seed_for(100 + k))
+        written = ""
+        for delta in model.stream(prompt, sampling):
+            written += delta
+            yield Event("text", {"delta": delta})
+        kept, n, joined = keep_supported_part(drop_unfinished_sentence(written), part, sources, grounding,
+                                               request.title)
+        dropped += n
+        stood_in += joined and bool(kept)
+        if kept:
+            texts.append(heading + kept)
+    if dropped or stood_in:
+        said = [f"left out {dropped} sentence{'s' * (dropped != 1)} your notes do not support"] if dropped else []
+        if stood_in:
+            said.append(f"used your own notes for {stood_in} of {len(parts)} part{'s' * (len(parts) != 1)}")
+        yield Event("warning", {"message": "Kept to your notes: " + "; ".join(said) + "."})
+    return "\n\n".join(texts)
 
 
 def segment_text(run: Run, text: str) -> Stage[Article]:

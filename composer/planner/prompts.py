@@ -90,6 +90,11 @@ class Prompts(Protocol):
 
     def write_sections(self, request: ComposeRequest, photos: Sequence[str] = ()) -> list[Prompt] | None: ...
 
+    def write_from_notes(self, request: ComposeRequest, point: str, notes: Sequence[str], words: int,
+                         photos: Sequence[str] = ()) -> Prompt:
+        """One part of the article from the passages chosen for it (and the writer's photos in
+        words), and nothing else."""
+
     def place(self, paragraphs: Sequence[Paragraph], count: int | Literal["auto"]) -> PlacePrompt: ...
 
     def caption(self, paragraphs: Sequence[Paragraph], slot: int, past: Sequence[tuple[int, str]] = (),
@@ -151,6 +156,17 @@ class GenericPrompts:
             "Write plain paragraphs, no title, no heading.")
         return [Prompt.user("\n\n".join(head) + f"\n\nNow write only the part about: {point}\n{tail}",
                             system=self.SYSTEM) for point in request.outline]
+
+    def write_from_notes(self, request: ComposeRequest, point: str, notes: Sequence[str], words: int,
+                         photos: Sequence[str] = ()) -> Prompt:
+        # The notes alone, not the whole materials: what the model cannot see it cannot mix up.
+        lines = [f'You are writing one part of the article "{request.title}". This part is about: {point}.',
+                 "Notes for this part:", *(f"- {n}" for n in notes), *([_photo_list(photos)] if photos else []),
+                 f"Write one paragraph of about {max(20, words)} words in {LANGUAGE_NAMES[request.language]} that "
+                 "says what these notes say. Use only facts from these notes and add nothing else."
+                 + (f" Style: {request.style}." if request.style else ""),
+                 "Write only the paragraph: no title, no heading, nothing about the article or the notes."]
+        return Prompt.user("\n".join(lines), system=self.SYSTEM)
 
     def _article(self, paragraphs: Sequence[Paragraph]) -> tuple[str, tuple[int, ...]]:
         """The shared prefix: text paragraphs numbered from 1, headings shown unnumbered."""
@@ -247,6 +263,17 @@ class XComposerPrompts:
 
     def write_sections(self, request: ComposeRequest, photos: Sequence[str] = ()) -> list[Prompt] | None:
         return None  # XComposer2 writes the whole article in one go, as it was trained
+
+    def write_from_notes(self, request: ComposeRequest, point: str, notes: Sequence[str], words: int,
+                         photos: Sequence[str] = ()) -> Prompt:
+        text = (f"根据以下素材，为文章“{request.title}”写关于“{point}”的一段话，约{max(20, words)}字。"
+                "只使用素材中的事实，不要添加其他内容，不要写标题，不要谈论文章本身。\n素材：\n"
+                + "\n".join(f"- {n}" for n in notes))
+        if photos:
+            text += "\n作者的照片：\n" + "\n".join(f"{i + 1}. {d}" for i, d in enumerate(photos))
+        if request.language == "en":
+            text += self.ENGLISH
+        return Prompt.user(text)
 
     def write(self, request: ComposeRequest, images: Sequence[Image.Image] = (),
               photos: Sequence[str] = ()) -> Prompt:

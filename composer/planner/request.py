@@ -37,6 +37,9 @@ class ComposeRequest:
     language: Literal["en", "zh"] = "en"
     image_count: ImageCount = "auto"
     headings: bool | None = None  # each outline point a heading over its part; None: with 3+ points
+    # Each part written from the material passages chosen for it, unsupported sentences dropped
+    # (composer/planner/grounded.py); None: for small models.
+    materials_first: bool | None = None
 
     @property
     def use_headings(self) -> bool:
@@ -63,7 +66,8 @@ class ComposeRequest:
             length=_length(data.get("length", 400)),
             language=_language(data.get("language", "en")),
             image_count=parse_image_count(data.get("image_count", "auto")),
-            headings=_headings(data.get("headings")),
+            headings=_flag(data, "headings"),
+            materials_first=_flag(data, "materials_first"),
         )
 
     def with_image_count(self, count: ImageCount) -> ComposeRequest:
@@ -153,9 +157,10 @@ def _length(value: Any) -> int:
     return value
 
 
-def _headings(value: Any) -> bool | None:
+def _flag(data: dict, key: str) -> bool | None:
+    value = data.get(key)
     if value is not None and not isinstance(value, bool):
-        raise RequestError(f'"headings" must be true or false, not {value!r}')
+        raise RequestError(f'"{key}" must be true or false, not {value!r}')
     return value
 
 
