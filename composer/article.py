@@ -9,9 +9,10 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 FORMAT_VERSION = 1
-# What one article may hold: a 5,000-word article is about a hundred blocks. More is not an
-# article a writer edits but a load on the editor (each block is a view: 2,000 took 81 s to show).
-MAX_BLOCKS = 250
+# What an article read from elsewhere may hold: a 5,000-word article is about a hundred blocks
+# (four hundred if every paragraph were one short sentence). More is not an article a writer edits
+# but a load on the editor (each block is a view: 2,000 took 81 s to show).
+MAX_BLOCKS = 500
 MAX_TEXT_CHARS = 1_000_000  # title, paragraphs, captions and alt texts together
 
 
@@ -94,22 +95,24 @@ class Article:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Article:
+    def from_dict(cls, data: dict[str, Any], limited: bool = True) -> Article:
+        """`limited`: held to MAX_BLOCKS and MAX_TEXT_CHARS (ValueError past them), as anything
+        read from elsewhere is; the app's own saved versions are read without (none is lost)."""
         version = data.get("format", FORMAT_VERSION)
         if version != FORMAT_VERSION:
             raise ValueError(f"unsupported article format {version!r} (expected {FORMAT_VERSION})")
         blocks = data.get("blocks", [])
-        if isinstance(blocks, (list, tuple)) and len(blocks) > MAX_BLOCKS:
+        if limited and isinstance(blocks, (list, tuple)) and len(blocks) > MAX_BLOCKS:
             raise ValueError(f"an article holds at most {MAX_BLOCKS} blocks; this one has {len(blocks)}")
         article = cls(
             title=data["title"],
             blocks=tuple(_block_from_dict(b) for b in blocks),
             metadata=dict(data.get("metadata", {})),
         )
-        chars = len(str(article.title)) + sum(
+        chars = 0 if not limited else len(str(article.title)) + sum(
             len(str(b.text)) if isinstance(b, Paragraph) else len(str(b.caption)) + len(str(b.alt))
             for b in article.blocks)
-        if chars > MAX_TEXT_CHARS:
+        if limited and chars > MAX_TEXT_CHARS:
             raise ValueError(f"an article holds at most {MAX_TEXT_CHARS:,} characters of text; this one has {chars:,}")
         return article
 

@@ -335,7 +335,7 @@ class Workspace:
                 raise WorkspaceError(f"picture path {ref.path!r} is outside the article")
             return replace(ref, path=str(path)) if path.is_file() else None
 
-        return map_images(Article.from_dict(data), absolute)
+        return map_images(Article.from_dict(data, limited=False), absolute)  # our own files: nothing refused
 
     def list(self) -> list[ArticleInfo]:
         """Saved articles, most recently changed first."""

@@ -72,3 +72,16 @@ def test_the_editor_refuses_to_open_an_article_over_the_cap(tmp_path):
     message = s.open_file(path)
     assert message.startswith("⚠️ article.json: cannot be opened") and "blocks" in message
     assert s.article is None
+
+
+def test_an_article_the_editor_grew_past_the_cap_is_not_lost(tmp_path):
+    """The cap is for what comes from elsewhere: the app's own saved versions always load."""
+    from composer.article import MAX_BLOCKS
+    from composer.planner.history import History
+    from composer.workspace import Workspace
+
+    ws = Workspace(tmp_path)
+    aid = ws.create()
+    big = Article("Grown", tuple(Paragraph(f"p{i}") for i in range(MAX_BLOCKS + 5)))
+    ws.save(aid, History(big))
+    assert Workspace(tmp_path).load(aid).current == big
