@@ -69,6 +69,7 @@ EDITOR_CSS = """
 #article .figure-image img { border-radius: 4px; }
 #article .caption textarea { font-family: var(--prose); font-style: italic; text-align: center; color: #6b655c; }
 #article .empty-slot { color: #8a3b12; }
+#article .candidates .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important; }
 #article .claims { font-size: 0.9rem; color: #6b4a12; background: #fff8e6; border-left: 3px solid #e0a526;
   padding: 0.3rem 0.6rem; margin: 0.2rem 0 0.3rem; }
 #article .claims blockquote { margin: 0.2rem 0 0; font-style: italic; }
@@ -319,8 +320,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                 options = picture_options(article, i, uploads)
                 if options:
                     gallery = gr.Gallery([(shown_files.path(o.ref.path),
-                                           picture_name(article, o.ref) + (" · your photo" if
-                                                                                        o.source == "upload" else ""))
+                                           picture_name(article, o.ref))
                                           for o in options], label=t("Other pictures: click one to use it"),
                                          columns=6, height=150, allow_preview=False, object_fit="cover",
                                          elem_classes=["candidates"], buttons=[])
