@@ -5,6 +5,7 @@ Nothing here imports the rest of composer: every other layer (planner, export, U
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -62,6 +63,20 @@ class Figure:
 
 
 Block = Paragraph | Figure
+
+
+def paragraph_label(blocks: Sequence[Block], index: int) -> str:
+    """How a writer finds block `index` on screen, the one numbering the editor, the CLI, the
+    check and article.json's messages use: body paragraphs from 1 (a heading is named by its
+    words, not counted), anything else by the paragraph it follows ("after paragraph 2")."""
+    n = sum(1 for b in blocks[: index + 1] if isinstance(b, Paragraph) and not b.is_heading)
+    block = blocks[index]
+    if isinstance(block, Paragraph):
+        if block.is_heading:
+            words = " ".join(block.text.split())
+            return f'heading "{words if len(words) <= 40 else words[:39] + "…"}"'
+        return f"paragraph {n}"
+    return f"after paragraph {n}" if n else "before paragraph 1"
 
 
 @dataclass(frozen=True)

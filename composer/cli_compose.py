@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from composer.article import paragraph_label
 from composer.images import ImageError, load_uploads
 from composer.model.base import ModelError
 from composer.planner.request import RequestError, load_request, parse_image_count
@@ -83,18 +84,25 @@ def _say_claims(article, json_path, say) -> None:
 def _run(events, say):
     """Print the events as progress; return the finished article."""
     article = None
+    blocks = ()  # the paragraphs a slot number counts in (see article.paragraph_label)
+
+    def at(slot: int) -> str:
+        return paragraph_label(blocks, slot) if 0 <= slot < len(blocks) else f"paragraph {slot + 1}"
+
     for event in events:
-        if event.kind == "text":
+        if event.kind == "segments":
+            blocks = event.data["article"].blocks
+        elif event.kind == "text":
             say("text", event.data["delta"])
         elif event.kind == "stage":
             say("stage", event.data["stage"])
         elif event.kind == "slots":
-            say("info", f"pictures after paragraphs {[s + 1 for s in event.data['slots']]}")
+            say("info", "pictures " + ", ".join(f"after {at(s)}" for s in event.data["slots"]))
         elif event.kind == "caption":
-            say("info", f"caption for paragraph {event.data['slot'] + 1}: {event.data['caption']}")
+            say("info", f"caption after {at(event.data['slot'])}: {event.data['caption']}")
         elif event.kind == "figure":
             fig = event.data["figure"]
-            say("info", f"paragraph {event.data['slot'] + 1} ← {Path(fig.image.path).name} ({fig.source})")
+            say("info", f"picture after {at(event.data['slot'])} ← {Path(fig.image.path).name} ({fig.source})")
         elif event.kind in ("fallback", "warning"):
             msg = event.data.get("message") or f"{event.data['step']}: {event.data['reason']}"
             say("warn", msg)

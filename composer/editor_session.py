@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from composer.article import Article, Block, Figure, ImageRef, Paragraph
+from composer.article import Article, Block, Figure, ImageRef, Paragraph, paragraph_label
 from composer.export import write_bundle
 from composer.images import ImageError, LoadedImage, display_name, is_sha256, load_uploads, named_image_error
 from composer.model.base import ChatModelBase, ModelError, Prompt, Sampling
@@ -140,10 +140,11 @@ class PhotoStatus:
     placed_at: int | None  # the block index of its figure, or None
     reason: str  # why an unused photo is not in the article ("" when placed)
     after_paragraph: int | None = None  # 1-based number of the paragraph it follows
+    where: str = ""  # where its figure is, as article.paragraph_label says ("after paragraph 2")
 
     def describe(self) -> str:
         if self.placed_at is not None:
-            return f"placed after paragraph {self.after_paragraph}"
+            return f"placed {self.where or f'after paragraph {self.after_paragraph}'}"
         return f"unused: {self.reason}" if self.reason else "unused"
 
 
@@ -165,7 +166,8 @@ def photo_statuses(article: Article | None, uploads: Sequence[LoadedImage]) -> l
         after = None
         if placed is not None:
             after = sum(1 for b in blocks[:placed] if isinstance(b, Paragraph) and not b.is_heading)
-        out.append(PhotoStatus(display_name(upload.ref.path), upload.ref.path, placed, reason, after))
+        out.append(PhotoStatus(display_name(upload.ref.path), upload.ref.path, placed, reason, after,
+                               paragraph_label(blocks, placed) if placed is not None else ""))
     return out
 
 

@@ -85,3 +85,16 @@ def test_an_article_the_editor_grew_past_the_cap_is_not_lost(tmp_path):
     big = Article("Grown", tuple(Paragraph(f"p{i}") for i in range(MAX_BLOCKS + 5)))
     ws.save(aid, History(big))
     assert Workspace(tmp_path).load(aid).current == big
+
+
+def test_one_numbering_a_writer_can_count_on_screen():
+    """Issue 18, case 7: body paragraphs are numbered from 1 as the writer counts them (headings
+    are named by their words, not counted), a picture by the paragraph it follows."""
+    from composer.article import Figure, paragraph_label
+
+    blocks = (Paragraph("Why ladybugs", "heading", 2), Paragraph("One."), Figure(None, "c"),
+              Paragraph("Where they live", "heading", 2), Paragraph("Two."), Paragraph("Three."))
+    assert [paragraph_label(blocks, i) for i in range(len(blocks))] == [
+        'heading "Why ladybugs"', "paragraph 1", "after paragraph 1", 'heading "Where they live"',
+        "paragraph 2", "paragraph 3"]
+    assert paragraph_label((Figure(None, "c"), Paragraph("One.")), 0) == "before paragraph 1"

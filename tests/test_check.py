@@ -158,8 +158,9 @@ def test_no_materials_is_said_once():
 def test_summary_line():
     result = check_article(crafted_article())
     line = summary_line(result, limit=3)
-    assert line.startswith("5 claims not in your materials: 4,321 (paragraph 2); 2019 (paragraph 2); ")
-    assert "Tom Baker (caption after paragraph 2)" in line and line.endswith("and 2 more (python -m composer check)")
+    # Numbered as the editor shows it: the heading above is not counted (issue 18, case 7).
+    assert line.startswith("5 claims not in your materials: 4,321 (paragraph 1); 2019 (paragraph 1); ")
+    assert "Tom Baker (caption after paragraph 1)" in line and line.endswith("and 2 more (python -m composer check)")
     clean = Article("T", (Paragraph("It opens at 7:00."),), {"request": {"title": "T", "materials": "Opens at 7:00."}})
     assert summary_line(check_article(clean)) == "Every checked claim is in your materials (1 checked)."
     plain = Article("T", (Paragraph("It opens early."),), {"request": {"title": "T", "materials": "Opens at 7:00."}})
@@ -210,3 +211,12 @@ def test_a_list_items_number_is_not_a_claim():
     assert flags == []
     flags, _ = check_text("2. It sold 4,321 cups.", sources)
     assert [f.claim for f in flags] == ["4,321"]
+
+
+def test_labels_count_paragraphs_as_the_editor_shows_them():
+    from composer.check import block_labels
+
+    article = Article("T", (Paragraph("Intro", "heading", 2), Paragraph("One."), Figure(None, "a cat"),
+                            Paragraph("More", "heading", 2), Paragraph("Two.")))
+    assert block_labels(article) == {0: 'heading "Intro"', 1: "paragraph 1", 2: "caption after paragraph 1",
+                                     3: 'heading "More"', 4: "paragraph 2"}

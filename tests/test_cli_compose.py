@@ -135,3 +135,20 @@ def test_deeply_nested_request_is_one_line_and_exit_2(tmp_path):
     req.write_text("[" * 100_000)
     msg = bad_input_case(tmp_path, req)
     assert str(req) in msg and "JSON" in msg
+
+
+def test_progress_numbers_paragraphs_as_the_editor_shows_them():
+    """Issue 18, case 7: the CLI said "caption for paragraph 8" and "caption: paragraph 7" of one
+    picture; now every line counts body paragraphs as the editor and the check do."""
+    from composer.article import Article, Figure, Paragraph
+    from composer.cli_compose import _run
+    from composer.planner.events import Event
+
+    segmented = Article("T", (Paragraph("Intro", "heading", 2), Paragraph("One."), Paragraph("Two.")))
+    done = Article("T", (*segmented.blocks, Figure(None, "a cat")))
+    said: list[str] = []
+    _run(iter([Event("segments", {"article": segmented}), Event("slots", {"slots": [2]}),
+               Event("caption", {"slot": 2, "caption": "a cat"}),
+               Event("done", {"article": done, "usage": {"prefill": 1, "decode": 1}})]),
+         lambda kind, message: said.append(message))
+    assert "pictures after paragraph 2" in said and "caption after paragraph 2: a cat" in said

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, NamedTuple
 
-from composer.article import Article, Figure, Paragraph
+from composer.article import Article, Figure, Paragraph, paragraph_label
 
 ClaimKind = Literal["number", "year", "percent", "date", "time", "name", "quote"]
 # A flag is a claim not found, or a whole sentence the attribution finds no support for (or meta text).
@@ -734,17 +734,10 @@ def texts_of(article: Article) -> Iterator[tuple[int, str, Literal["paragraph", 
 
 
 def block_labels(article: Article) -> dict[int, str]:
-    """How a writer finds a block: paragraphs (headings included) are numbered from 1 as the
-    compose CLI numbers them; a caption is named by the paragraph it follows."""
-    labels: dict[int, str] = {}
-    n = 0
-    for i, block in enumerate(article.blocks):
-        if isinstance(block, Paragraph):
-            n += 1
-            labels[i] = f"{'heading' if block.is_heading else 'paragraph'} {n}"
-        else:
-            labels[i] = f"caption after paragraph {n}" if n else "caption before paragraph 1"
-    return labels
+    """How a writer finds a block, numbered as the editor shows it (article.paragraph_label):
+    body paragraphs from 1, headings by their words, a caption by the paragraph it follows."""
+    return {i: paragraph_label(article.blocks, i) if isinstance(block, Paragraph)
+            else f"caption {paragraph_label(article.blocks, i)}" for i, block in enumerate(article.blocks)}
 
 
 def summary_line(result: CheckResult, limit: int = 5, command: str = "python -m composer check") -> str:

@@ -5,7 +5,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from composer.article import Paragraph
+from composer.article import Paragraph, paragraph_label
 from composer.model.base import ChatModel, Prompt, Sampling
 from composer.planner.prompts import Language, Prompts
 from composer.planner.segment import first_sentence
@@ -112,7 +112,7 @@ def write_captions(model: ChatModel, prompts: Prompts, paragraphs: Sequence[Para
             stand_in = shorten(described.get(slot, ""))
             caption = stand_in or caption_from_paragraph(paragraphs[slot].text)
             used = "its photo's description" if stand_in else "its first sentence"
-            reason = f"paragraph {slot}: unusable caption {answer[:60]!r}; used {used}"
+            reason = f"{paragraph_label(paragraphs, slot)}: unusable caption {answer[:60]!r}; used {used}"
         captions.append(caption)
         yield Written(caption, reason)
 

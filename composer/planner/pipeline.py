@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from composer.article import Article, Block, Figure, Paragraph
+from composer.article import Article, Block, Figure, Paragraph, paragraph_label
 from composer.check import annotate
 from composer.images import LoadedImage
 from composer.model.base import ChatModel, TokenUsage
@@ -298,7 +298,8 @@ def select_pictures(run: Run, slots: Slots, photos: Mapping[int, int] | None) ->
         if figure is not None and figure.image is not None:
             yield Event("figure", {"slot": slot, "figure": figure})
         else:
-            yield Event("warning", {"message": f"no picture matches the caption for paragraph {slot + 1} "
+            where = paragraph_label(slots.paragraphs, slot)
+            yield Event("warning", {"message": f"no picture matches the caption after {where} "
                                                f"({caption!r}); the slot is left empty"})
     return selection
 
