@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from composer.article import Article
+from composer.article import Article, Figure
 from composer.check.attribution import Grounding, SentenceAttribution
 from composer.check.claims import CheckResult, Flag, FlagKind, Sources, check_claims, check_text, sentences, texts_of
 from composer.check.semantic import TextEmbedder, default_embedder
@@ -25,11 +25,22 @@ def grounding_of(article: Article, embedder: TextEmbedder | None | Any = _USE_DE
 
 
 def attribute_article(article: Article, grounding: Grounding | None = None) -> list[SentenceAttribution]:
-    """Every sentence of every paragraph, heading and caption, in order."""
+    """Every sentence of every paragraph, heading and caption, in order. A caption may also say
+    what its picture is known to show (metadata["descriptions"], by content hash)."""
     grounding = grounding or grounding_of(article)
     if not grounding.has_materials:
         return []
-    return [a for i, text, where in texts_of(article) for a in grounding.attribute(text, i, where)]
+    descriptions = article.metadata.get("descriptions") or {}
+    out = []
+    for i, text, where in texts_of(article):
+        block = article.blocks[i]
+        photo = descriptions.get(block.image.sha256) if isinstance(block, Figure) and block.image else None
+        if isinstance(photo, str) and photo.strip():
+            with_photo = Grounding.of_request(article.metadata.get("request"), grounding.embedder, [photo])
+            out += with_photo.attribute(text, i, where)
+        else:
+            out += grounding.attribute(text, i, where)
+    return out
 
 
 def sentence_flags(attributions: list[SentenceAttribution], claims: tuple[Flag, ...]) -> list[Flag]:
@@ -57,8 +68,17 @@ def _check(article: Article, sources: Sources | None,
         return claims, [], None
     grounding = grounding or grounding_of(article)
     attributions = attribute_article(article, grounding)
-    # A name the materials hold in another form is not a false claim ("America", "United States").
-    kept = tuple(f for f in claims.flags if f.kind != "name" or not grounding.same_name(f.claim))
+    # A name the materials hold in another form is not a false claim ("America", "United States"),
+    # nor is a caption's word that its picture's description holds.
+    descriptions = article.metadata.get("descriptions") or {}
+
+    def photo_says(flag: Flag) -> bool:
+        block = article.blocks[flag.block]
+        photo = descriptions.get(block.image.sha256, "") if isinstance(block, Figure) and block.image else ""
+        return isinstance(photo, str) and flag.claim.casefold() in photo.casefold()
+
+    kept = tuple(f for f in claims.flags
+                 if not photo_says(f) and (f.kind != "name" or not grounding.same_name(f.claim)))
     flags = sorted([*kept, *sentence_flags(attributions, kept)],
                    key=lambda f: (f.block, f.sentence_start, f.start))
     return (CheckResult(tuple(flags), claims.claims, claims.words, None, claims.labels), attributions, grounding)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from composer.article import Article, Block, Figure, Paragraph, paragraph_label
 from composer.check import annotate
-from composer.images import LoadedImage
+from composer.images import ImageError, LoadedImage, display_name, load_image
 from composer.model.base import ChatModel, TokenUsage
 from composer.planner.caption import write_captions
 from composer.planner.events import Event
@@ -40,6 +40,7 @@ from composer.planner.select import (
     match_photos,
     photos_first,
 )
+from composer.planner.true_captions import from_file_name, true_caption
 
 if TYPE_CHECKING:
     from composer.retrieval.encoder import ImageTextEncoder
@@ -252,6 +253,15 @@ def place_pictures(run: Run, paragraphs: Sequence[Paragraph]) -> Stage[tuple[int
         if count == 0:
             return ()
     yield run.stage("place")
+    if run.model.small and run.uploads and run.encoder is not None and count == min(len(run.uploads), count):
+        # A small model's choice of paragraphs is close to random; the writer's photos go where
+        # they match best (each photo to the paragraph its picture is nearest), the same rule
+        # that then pairs photo and slot.
+        matched = match_photos(with_headings(paragraphs), tuple(candidates(paragraphs)), run.uploads, run.encoder)
+        if len(matched) == count:
+            slots = tuple(sorted(matched))
+            yield Event("slots", {"slots": list(slots)})
+            return slots
     pp = run.prompts.place(paragraphs, count)
     answer = run.model.complete([pp.prompt], short_sampling(run.seed_for(1), max_new_tokens=32, stop=()))[0]
     placement = place(answer, paragraphs, count, pp.numbering, limit=available, index_map=pp.index_map)
@@ -273,6 +283,16 @@ def caption_slots(run: Run, paragraphs: Sequence[Paragraph], at: tuple[int, ...]
     yield run.stage("caption")
     language = run.request.language
     described = {slot: run.descriptions[i] for slot, i in photos.items() if i < len(run.descriptions)}
+    if run.model.small:
+        # A small model's captions are about the article or its instructions, not the photo: a
+        # caption is made from what is known (composer/planner/true_captions.py), and the
+        # paragraph's first clause is what the library is searched with.
+        names = {slot: display_name(run.uploads[i].ref.path) for slot, i in photos.items() if i < len(run.uploads)}
+        captions = tuple(true_caption(paragraphs[slot].text, described.get(slot, ""), names.get(slot, ""))
+                         for slot in at)
+        for slot, caption in zip(at, captions):
+            yield Event("caption", {"slot": slot, "caption": caption})
+        return Slots(paragraphs, at, captions, captions)
     captions = yield from _captions(run, paragraphs, at, language, described, show=True)
     queries = captions
     if run.library is not None and not run.uploads and caption_language(language, run.encoder) != language:
@@ -293,6 +313,9 @@ def select_pictures(run: Run, slots: Slots, photos: Mapping[int, int] | None) ->
         assert run.library is not None  # place_pictures gives no slots without pictures to fill them
         min_match = run.encoder.min_match if run.encoder is not None else None
         selection = from_library(slots, run.library, model=run.model, prompts=run.prompts, min_match=min_match)
+    if run.model.small:
+        selection = {slot: _truly_captioned(run, slots.paragraphs[slot].text, figure)
+                     for slot, figure in selection.items()}
     for slot, caption in zip(slots.at, slots.captions):
         figure = selection.get(slot)
         if figure is not None and figure.image is not None:
@@ -302,6 +325,33 @@ def select_pictures(run: Run, slots: Slots, photos: Mapping[int, int] | None) ->
             yield Event("warning", {"message": f"no picture matches the caption after {where} "
                                                f"({caption!r}); the slot is left empty"})
     return selection
+
+
+def with_headings(paragraphs: Sequence[Paragraph]) -> list[Paragraph]:
+    """Each paragraph with its section's heading in front: what a part is about is said there."""
+    out, heading = [], ""
+    for p in paragraphs:
+        if p.is_heading:
+            heading = p.text
+        out.append(p if p.is_heading or not heading else replace(p, text=f"{heading}. {p.text}"))
+    return out
+
+
+def _truly_captioned(run: Run, paragraph: str, figure: Figure) -> Figure:
+    """A small model's figure, captioned by what its picture is known to show: the upload's
+    description, a library picture's file name, else the encoder's description of it."""
+    if figure.image is None:
+        return figure
+    described = dict(zip((u.ref.sha256 for u in run.uploads), run.descriptions))
+    description = described.get(figure.image.sha256, "")
+    name = display_name(figure.image.path)
+    if not description and figure.source == "library" and from_file_name(name) is None and run.encoder is not None:
+        try:
+            description = next(iter(run.encoder.describe([load_image(figure.image.path).image])), "")
+        except ImageError:
+            description = ""
+    caption = true_caption(paragraph, description, name)
+    return replace(figure, caption=caption, alt=caption)
 
 
 def assemble(run: Run, article: Article, slots: Slots, selection: Selection) -> Stage[None]:
@@ -324,6 +374,12 @@ def assemble(run: Run, article: Article, slots: Slots, selection: Selection) -> 
                 "encoder": run.encoder.name if run.encoder is not None else None}
     if uploads:
         metadata["uploads"] = uploads
+    # What each picture is known to show, so that its caption is checked against that too.
+    described = dict(zip((u.ref.sha256 for u in run.uploads), run.descriptions))
+    descriptions = {b.image.sha256: described[b.image.sha256] for b in blocks
+                    if isinstance(b, Figure) and b.image is not None and described.get(b.image.sha256)}
+    if descriptions:
+        metadata["descriptions"] = descriptions
     # The claims the materials do not support travel with the article (composer.check).
     yield Event("done", {"article": annotate(Article(article.title, tuple(blocks), metadata)), "usage": usage})
 
