@@ -173,7 +173,8 @@ class Grounding:
         return grounding
 
     @classmethod
-    def of_request(cls, request: dict[str, Any] | None, embedder: TextEmbedder | None = None) -> Grounding:
+    def of_request(cls, request: dict[str, Any] | None, embedder: TextEmbedder | None = None,
+                   photos: Sequence[str] = ()) -> Grounding:
         request = request or {}
         outline = request.get("outline") or ()
         if isinstance(outline, str):
@@ -181,7 +182,7 @@ class Grounding:
         materials = request.get("materials") or ""
         if isinstance(materials, list):
             materials = "\n".join(map(str, materials))
-        return cls.of(str(request.get("title") or ""), [str(o) for o in outline], str(materials), embedder)
+        return cls.of(str(request.get("title") or ""), [str(o) for o in outline], str(materials), embedder, photos)
 
     @property
     def has_materials(self) -> bool:
