@@ -108,3 +108,23 @@ def test_the_embedded_model_on_rich_notes_writes_only_what_they_support(embedded
     claims = [s for s in sentences if s.status != "no_claim"]
     assert claims and sum(s.status == "supported" for s in claims) >= 0.9 * len(claims)
     assert not any(s.reason.startswith("talks about the article") for s in sentences)
+
+
+def test_a_chinese_request_to_the_english_only_model_is_built_from_the_notes_and_says_so(embedded):
+    d = json.loads((DATA / "tea-zh.json").read_text(encoding="utf-8"))
+    request = ComposeRequest(d["title"], tuple(d["outline"]), d["materials"], length=300, language="zh",
+                             image_count=0)
+    events = list(compose(request, embedded, seed=0))
+    said = [e.data["message"] for e in events if e.kind == "warning"]
+    assert any("writes English only" in m and "your own notes" in m for m in said)
+    article = article_of(events)
+    body = "".join(p.text for p in article.blocks if isinstance(p, Paragraph) and not p.is_heading)
+    notes = "".join(d["materials"].split())
+    assert body and all(ch in notes or ch in "。，、；：“”" for ch in "".join(body.split()))  # nothing added
+
+
+def test_a_chinese_request_without_notes_is_refused_before_writing(embedded):
+    from composer.model.base import ModelError
+
+    with pytest.raises(ModelError, match="writes English only.*add materials"):
+        list(compose(ComposeRequest("西湖龙井", ("产地",), "", language="zh", image_count=0), embedded))

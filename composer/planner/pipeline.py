@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 from composer.article import Article, Block, Figure, Paragraph, paragraph_label
 from composer.check import annotate
 from composer.images import ImageError, LoadedImage, display_name, load_image
-from composer.model.base import ChatModel, TokenUsage
+from composer.model.base import ChatModel, ModelError, TokenUsage
 from composer.planner.caption import write_captions
 from composer.planner.events import Event
 from composer.planner.grounded import keep_supported_part, length_note, plan_parts, uses_materials_first
@@ -138,9 +138,18 @@ def write(run: Run) -> Stage[str]:
     """The article's text, streamed: in one go, or one outline point at a time for small models."""
     request, model, prompts = run.request, run.model, run.prompts
     yield run.stage("write")
-    if request.language == "zh" and model.dialect == "generic" and model.small:
-        yield Event("warning", {"message": f"{model.name} is a small English model; its Chinese will be poor"})
-    if uses_materials_first(request, model.small):
+    if english_only(request, model):
+        # What it would write in Chinese is gibberish: say so before anything is written, and
+        # build the article from the writer's own notes, or refuse when there are none.
+        if not request.materials.strip():
+            raise ModelError(f"{model.name} writes English only and the request has no notes to build a Chinese "
+                             "article from: add materials, or use a model that writes Chinese "
+                             "(--model xcomposer2, or openai:URL for a served one)")
+        yield Event("warning", {"message": (
+            f"{model.name} writes English only: this Chinese article is made of your own notes, arranged under "
+            "your outline, and nothing is added. For Chinese prose use --model xcomposer2 or another model that "
+            "writes Chinese.")})
+    if english_only(request, model) or uses_materials_first(request, model.small):
         return (yield from write_from_materials(run))
     images_in_prompt = [u.image for u in run.uploads] if model.sees_images else []
     photos = run.photos_in_words
@@ -163,6 +172,11 @@ def write(run: Run) -> Stage[str]:
             yield Event("text", {"delta": delta})
         parts.append(drop_unfinished_sentence(part))  # a part cut by its token budget
     return "\n\n".join(parts)
+
+
+def english_only(request: ComposeRequest, model: ChatModel) -> bool:
+    """A Chinese article asked of a small model with English instructions: it cannot write one."""
+    return request.language == "zh" and model.dialect == "generic" and model.small
 
 
 def write_from_materials(run: Run) -> Stage[str]:
@@ -191,19 +205,22 @@ def write_from_materials(run: Run) -> Stage[str]:
     for k, part in enumerate(parts):
         heading = f"## {part.point}\n\n" if headings else ""
         yield Event("text", {"delta": ("\n\n" if k else "") + heading})
-        prompt = run.prompts.write_from_notes(request, part.point, part.notes, part.words, photos)
-        words = max(part.words, 30)
-        sampling = section_sampling(replace(request, length=words), 1, run.seed_for(100 + k))
         written = ""
-        for delta in model.stream(prompt, sampling):
-            written += delta
-            yield Event("text", {"delta": delta})
+        if not english_only(request, model):
+            prompt = run.prompts.write_from_notes(request, part.point, part.notes, part.words, photos)
+            words = max(part.words, 30)
+            sampling = section_sampling(replace(request, length=words), 1, run.seed_for(100 + k))
+            for delta in model.stream(prompt, sampling):
+                written += delta
+                yield Event("text", {"delta": delta})
         kept, n, joined = keep_supported_part(drop_unfinished_sentence(written), part, sources, grounding,
                                                request.title)
         dropped += n
         stood_in += joined and bool(kept)
         if kept:
             texts.append(heading + kept)
+            if not written:
+                yield Event("text", {"delta": kept})
     if dropped or stood_in:
         said = [f"left out {dropped} sentence{'s' * (dropped != 1)} your notes do not support"] if dropped else []
         if stood_in:
@@ -288,6 +305,8 @@ def caption_slots(run: Run, paragraphs: Sequence[Paragraph], at: tuple[int, ...]
         # caption is made from what is known (composer/planner/true_captions.py), and the
         # paragraph's first clause is what the library is searched with.
         names = {slot: display_name(run.uploads[i].ref.path) for slot, i in photos.items() if i < len(run.uploads)}
+        if language != "en":  # the encoder describes in English, file names are mostly English
+            described, names = {}, {}
         captions = tuple(true_caption(paragraphs[slot].text, described.get(slot, ""), names.get(slot, ""))
                          for slot in at)
         for slot, caption in zip(at, captions):
@@ -313,7 +332,7 @@ def select_pictures(run: Run, slots: Slots, photos: Mapping[int, int] | None) ->
         assert run.library is not None  # place_pictures gives no slots without pictures to fill them
         min_match = run.encoder.min_match if run.encoder is not None else None
         selection = from_library(slots, run.library, model=run.model, prompts=run.prompts, min_match=min_match)
-    if run.model.small:
+    if run.model.small and run.request.language == "en":
         selection = {slot: _truly_captioned(run, slots.paragraphs[slot].text, figure)
                      for slot, figure in selection.items()}
     for slot, caption in zip(slots.at, slots.captions):
