@@ -260,6 +260,12 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
 
             return handler
 
+        def model_button(button: gr.Button, op: str, index: int, key: str) -> None:
+            """A model edit first says whether it waits for another writer's job, so the status
+            is never a stale line under Gradio's queue counter; then it joins the model's queue."""
+            button.click(waiting, None, status, **at_once).then(model_job(op, index, key), [instruction], outputs,
+                                                               **model_queue)
+
         def model_job(op: str, index: int, key: str):
             def handler(extra, request: gr.Request):
                 s = session_of(request)
@@ -280,14 +286,14 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                     if not p.is_heading:
                         for label, op in (("Rewrite", "rewrite"), ("Expand", "expand"), ("Shorten", "shorten")):
                             b = gr.Button(t(label), size="sm")
-                            b.click(model_job(op, i, key), [instruction], outputs, **model_queue)
+                            model_button(b, op, i, key)
                     for label, op in (("Insert before", "before"), ("Insert after", "after")):
                         b = gr.Button(t(label), size="sm")
-                        b.click(model_job(op, i, key), [instruction], outputs, **model_queue)
+                        model_button(b, op, i, key)
                     next_is_figure = i + 1 < len(article.blocks) and isinstance(article.blocks[i + 1], Figure)
                     if not p.is_heading and not next_is_figure:
                         b = gr.Button(t("Add picture after"), size="sm")
-                        b.click(model_job("add_picture", i, key), [instruction], outputs, **model_queue)
+                        model_button(b, "add_picture", i, key)
                     gr.Button(t("Delete"), size="sm", variant="stop").click(
                         plain(i, key, lambda a, idx, _: edits.delete_block(a, idx), "Paragraph deleted."),
                         [instruction], outputs,
@@ -297,7 +303,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                     if not p.is_heading:
                         b = gr.Button(t("Rewrite keeping to the materials"), size="sm",
                                       elem_classes=["ground"])
-                        b.click(model_job("ground", i, key), [instruction], outputs, **model_queue)
+                        model_button(b, "ground", i, key)
 
         def figure_view(i: int, key: str, f: Figure, ident: tuple[str, int], article: Article,
                         uploads: list[LoadedImage]):

@@ -109,7 +109,7 @@ def _run(events, say):
         elif event.kind == "done":
             article = event.data["article"]
             usage = event.data["usage"]
-            say("stage", f"{compose_summary(article)} ({usage['prefill']} prompt + {usage['decode']} "
+            say("stage", f"{compose_summary(article, detail=True)} ({usage['prefill']} prompt + {usage['decode']} "
                          "generated tokens)")
     assert article is not None, "compose ended without a done event"
     return article

@@ -7,6 +7,7 @@ closes are decided (and tested) here.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import shutil
 import tempfile
@@ -31,6 +32,7 @@ from composer.planner.request import ComposeRequest, RequestError
 from composer.services import Services, compose_summary, plural
 from composer.workspace import SaveError, Workspace, WorkspaceError, map_images
 
+log = logging.getLogger("composer.editor")
 EXPORT_PREFIX = "composer-export-"
 MAX_RESTORED_PHOTOS = 40
 _SAFE_NAME = re.compile(r"[^\w.\- ]+")
@@ -436,6 +438,9 @@ class EditorSession:
                 elif event.kind == "done":
                     article = event.data["article"]
                     self.push(self._with_photos(article))
+                    # The writer reads plain words; what the model answered and the rules decided
+                    # goes to the server's log (and stays in article.json).
+                    log.info("article %s composed: %s", self.article_id, compose_summary(article, detail=True))
                     yield Update(compose_summary(article), article_changed=True)
         except Cancelled:
             yield Update("Stopped. The article is as it was.", error=True)

@@ -86,8 +86,32 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' * (n != 1)}"
 
 
-def compose_summary(article: Article) -> str:
-    """One line on a finished article: what it holds, what is left to do, what a rule decided."""
+# What a step that fell back to a rule means for the writer (the model's answer and the rule's
+# reasoning stay in article.json's "fallbacks" and the server log).
+_PLAIN_FALLBACKS = {
+    "write": "The model wrote nothing usable, so the article holds your outline and materials: rewrite it.",
+    "place": "The model's answer on where pictures go could not be used, so they follow the paragraphs they fit.",
+    "ground": "The rewrite still said things your materials do not, so only the sentences they support were kept.",
+}
+
+
+def _plain_notes(fallbacks: Sequence[Any]) -> list[str]:
+    steps = [str(f.get("step")) for f in fallbacks if isinstance(f, dict)]
+    notes = [_PLAIN_FALLBACKS[step] for step in dict.fromkeys(steps) if step in _PLAIN_FALLBACKS]
+    captions = steps.count("caption")
+    if captions:
+        notes.append(f"{plural(captions, 'caption')} {'was' if captions == 1 else 'were'} written from the photo or "
+                     "its paragraph (the model's did not fit): check them.")
+    other = [s for s in dict.fromkeys(steps) if s not in _PLAIN_FALLBACKS and s != "caption"]
+    if other:
+        notes.append("Some choices were made by simple rules (see article.json).")
+    return notes
+
+
+def compose_summary(article: Article, detail: bool = False) -> str:
+    """One line on a finished article: what it holds, what is left to do, and in plain words
+    where a rule stood in for the model (with `detail`, the model's answers and the rules'
+    reasons, for a terminal)."""
     texts = sum(1 for p in article.paragraphs if not p.is_heading)
     shown = sum(1 for f in article.figures if f.image is not None)
     empty = len(article.figures) - shown
@@ -98,10 +122,11 @@ def compose_summary(article: Article) -> str:
     flagged = len((article.metadata.get("claims") or {}).get("flags") or ())
     if flagged:
         message += f" {plural(flagged, 'claim')} not in your materials."
-    notes = [f"{f['step']}: {f['reason']}" for f in article.metadata.get("fallbacks", [])]
-    if notes:
-        message += " Decided by rule: " + "; ".join(notes)
-    return message
+    fallbacks = article.metadata.get("fallbacks") or []
+    if detail:
+        notes = [f"{f['step']}: {f['reason']}" for f in fallbacks]
+        return message + (" Decided by rule: " + "; ".join(notes) if notes else "")
+    return " ".join([message, *_plain_notes(fallbacks)])
 
 
 # --- the picture library, as a front end manages it ------------------------------------------------

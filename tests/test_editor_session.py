@@ -94,7 +94,7 @@ def test_a_session_that_never_exports_makes_no_temp_folder(tmp_path, monkeypatch
 def test_compose_summary_counts_and_notes():
     a = Article("T", (Paragraph("H", kind="heading", level=2), Paragraph("p1"), Figure(None, "c"), Paragraph("p2")),
                 metadata={"fallbacks": [{"step": "place", "reason": "<b>rule</b>"}]})
-    line = compose_summary(a)
+    line = compose_summary(a, detail=True)
     assert line.startswith("Done: 2 paragraphs, 0 pictures, 1 empty slot")
     assert "place: <b>rule</b>" in line  # escaping is the view's job
 
@@ -423,3 +423,19 @@ def test_a_reload_brings_back_the_request_and_the_photos(services, tmp_path):
 
 def display_name_of(upload) -> str:
     return Path(upload.ref.path).name
+
+
+def test_the_status_after_compose_is_in_the_writers_words(caplog):
+    """Issue 18, case 6: the status said "Decided by rule: place: the answer named 1 of 2
+    paragraphs; the rule placed the pictures (model said '1. In fact…')"."""
+    a = Article("T", (Paragraph("p1"), Figure(None, "c"), Paragraph("p2")), metadata={"fallbacks": [
+        {"step": "place", "reason": "the answer named 1 of 2 paragraphs; the rule placed the pictures (model said "
+                                    "'1. In fact')"},
+        {"step": "caption", "reason": "paragraph 1: unusable caption '\"A'; used its photo's description"},
+        {"step": "caption", "reason": "paragraph 2: unusable caption 'B'; used its first sentence"}]})
+    line = compose_summary(a)
+    assert "rule" not in line and "model said" not in line and "unusable" not in line
+    assert "The model's answer on where pictures go could not be used, so they follow the paragraphs they fit" in line
+    assert "2 captions were written from the photo or its paragraph" in line
+    detailed = compose_summary(a, detail=True)  # the CLI, for whoever runs it, says what happened inside
+    assert "model said '1. In fact'" in detailed
