@@ -42,11 +42,12 @@ def model(edit="A better paragraph.\n\nAnd a second one."):
 
 @pytest.mark.parametrize("op", [rewrite, expand])
 def test_text_edits_stream_and_splice(op):
-    m = model()
+    m = model("A better paragraph.\n\nAnd a second one." if op is rewrite else
+              "A better paragraph about the cat.\n\nAnd a second one, longer than the first.")
     events = list(op(ARTICLE, 3, m, instruction="more vivid", materials="She is a tabby."))
     assert any(e.kind == "text" for e in events)
     new = events[-1].data["article"]
-    assert [b.text for b in new.blocks[3:5]] == ["A better paragraph.", "And a second one."]
+    assert [b.text for b in new.blocks[3:5]] == m.answers["edit"].split("\n\n")
     assert new.blocks[:3] == ARTICLE.blocks[:3] and new.blocks[5:] == ARTICLE.blocks[4:]
     prompt = m.prompts[-1].turns[-1].text
     assert "Chelsea" in prompt and "more vivid" in prompt
@@ -119,14 +120,17 @@ def test_history_undo_redo():
 
 
 def test_shorten_keeps_one_paragraph_without_the_models_notes_or_stray_quotes():
+    long = ("Chelsea the cat, a tabby from the flat upstairs, sleeps on the window seat every morning "
+            "while the regulars drink their coffee.")
+    article = Article(ARTICLE.title, (*ARTICLE.blocks[:3], Paragraph(long), *ARTICLE.blocks[4:]), ARTICLE.metadata)
     answer = ('"The café opens at seven and the cat sleeps on the seat.\n\n'
               'Your edit: "The article is here and it is shorter now."')
-    new = run_edit(shorten(ARTICLE, 3, model(edit=answer)))
+    new = run_edit(shorten(article, 3, model(edit=answer)))
     assert new.blocks[3] == Paragraph("The café opens at seven and the cat sleeps on the seat.")
-    assert len(new.blocks) == len(ARTICLE.blocks)
+    assert len(new.blocks) == len(article.blocks)
     for answer in ('Shortened: "The cat sleeps on the seat."', '“The cat sleeps on the seat.”',
                    'The cat sleeps on the seat."', 'Here is the shortened paragraph:\n\nThe cat sleeps on the seat.'):
-        new = run_edit(shorten(ARTICLE, 3, model(edit=answer)))
+        new = run_edit(shorten(article, 3, model(edit=answer)))
         assert new.blocks[3] == Paragraph("The cat sleeps on the seat."), answer
     # A quotation inside the text is the writer's: it stays.
     new = run_edit(rewrite(ARTICLE, 3, model(edit='The sign says "back at nine" every morning.')))
@@ -160,3 +164,23 @@ def test_use_picture_puts_one_of_the_writers_photos_in_a_slot():
     assert new.blocks[2].caption == "a café"
     with pytest.raises(EditError, match="already used"):
         use_picture(ARTICLE, 2, ref(2), "library")
+
+
+def test_a_model_edit_that_does_not_do_what_was_asked_changes_nothing():
+    with pytest.raises(EditError, match=r"shorter version was not shorter \(10 words against 8\)"):
+        run_edit(shorten(ARTICLE, 3, model(edit="Chelsea the cat sleeps all day on the window seat.")))
+    with pytest.raises(EditError, match="longer version added nothing"):
+        run_edit(expand(ARTICLE, 3, model(edit="Chelsea sleeps.")))
+    with pytest.raises(EditError, match="back unchanged"):
+        run_edit(rewrite(ARTICLE, 3, model(edit="Chelsea the cat sleeps on the window seat.")))
+
+
+def test_a_model_edit_keeps_to_the_materials_and_never_talks_about_the_article():
+    article = Article(ARTICLE.title, ARTICLE.blocks, {"request": {
+        "language": "en", "title": "A morning at the café",
+        "materials": "Chelsea is a tabby cat. She sleeps on the window seat. She has her own water bowl by the door."}})
+    answer = ("Chelsea the tabby cat sleeps on the window seat. She has her own water bowl by the door. "
+              "She was born in Paris in 2011. I hope you enjoy this expanded paragraph.")
+    new = run_edit(expand(article, 3, model(edit=answer)))
+    assert new.blocks[3].text == ("Chelsea the tabby cat sleeps on the window seat. "
+                                  "She has her own water bowl by the door.")

@@ -123,7 +123,64 @@ def edit_paragraph(article: Article, index: int, op: EditOp, model: ChatModel, *
     words = len(old.text.split()) or len(old.text) // 2
     words = {"expand": words * 2, "shorten": max(words // 2, 20)}.get(op, words)
     # A shortened paragraph is one paragraph: what follows the first is the model talking.
-    yield from _replace_paragraph(article, index, model, prompt, edit_sampling(words, seed), one=op == "shorten")
+    events = _replace_paragraph(article, index, model, prompt, edit_sampling(words, seed), one=op == "shorten")
+    yield from _vetted(op, article, index, events)
+
+
+def _vetted(op: EditOp, article: Article, index: int, events: Iterator[Event]) -> Iterator[Event]:
+    """A model edit, checked before it replaces anything: text about the article is dropped, and
+    so is a new sentence the materials do not support (an article written from materials); what
+    is left must do what was asked (Shorten shorter, Expand longer, Rewrite different), or the
+    edit is refused and the writer told why. Nothing changes then."""
+    old = _paragraph_at(article, index).text
+    for event in events:
+        if event.kind != "done":
+            yield event
+            continue
+        new = event.data["article"]
+        count = len(new.blocks) - len(article.blocks) + 1
+        written = [b for b in new.blocks[index:index + count] if isinstance(b, Paragraph)]
+        kept = [replace(p, text=_held(p.text, old, article)) if not p.is_heading else p for p in written]
+        kept = [p for p in kept if p.text]
+        before, after = _size(old), sum(_size(p.text) for p in kept if not p.is_heading)
+        unit = "characters" if _language(article) == "zh" else "words"
+        if not any(not p.is_heading for p in kept):
+            raise EditError("the model's answer held nothing your materials support; nothing changed. "
+                            "Try again, or edit the paragraph by hand")
+        if op == "shorten" and after >= before:
+            raise EditError(f"the model's shorter version was not shorter ({after} {unit} against {before}); "
+                            "nothing changed. Try again, or shorten it by hand")
+        if op == "expand" and after <= before:
+            raise EditError(f"the model's longer version added nothing your materials support ({after} {unit} "
+                            f"against {before}); nothing changed. Add notes, or expand it by hand")
+        if op == "rewrite" and " ".join(p.text for p in kept).split() == old.split():
+            raise EditError("the model gave the paragraph back unchanged; nothing changed. Try again")
+        yield Event("done", {"article": _splice(article, index, index + 1, kept)})
+
+
+def _size(text: str) -> int:
+    return len(text.split()) if text.isascii() or " " in text.strip() else len("".join(text.split()))
+
+
+def _held(text: str, old: str, article: Article) -> str:
+    """`text` without its meta sentences and, where the article was written from materials,
+    without the new sentences they do not support (a sentence the old paragraph had stays)."""
+    from composer.check import sentences
+    from composer.check.meta import meta_span
+
+    grounding = grounding_of(article)
+    had = {" ".join(old[a:b].split()) for a, b in sentences(old)}
+    verdicts = {a.start: a for a in grounding.attribute(text, strict=True)} if grounding.has_materials else {}
+    keep = []
+    for a, b in sentences(text):
+        sentence = text[a:b]
+        if meta_span(sentence):
+            continue
+        verdict = verdicts.get(a)
+        if verdict is not None and verdict.status == "unsupported" and " ".join(sentence.split()) not in had:
+            continue
+        keep.append(sentence)
+    return " ".join(keep).strip()
 
 
 def ground(article: Article, index: int, model: ChatModel, claims: Sequence[str], materials: str,
