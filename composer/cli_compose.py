@@ -31,6 +31,8 @@ def add_compose_parser(subparsers) -> None:
     p.add_argument("--image-count", metavar="N|auto", help="pictures to place (overrides the request)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed; the same seed gives the same article")
     p.add_argument("--quiet", action="store_true", help="do not stream the text while it is written")
+    p.add_argument("--sources", action="store_true",
+                   help="number the passages of your notes each paragraph rests on, and list them at the end")
     p.set_defaults(run=run_compose)
 
 
@@ -60,7 +62,7 @@ def run_compose(args: argparse.Namespace) -> int:
     except ModelError as exc:  # out of memory, prompt too long, a server that died: nothing written
         raise UsageError(f"model {model.name}: {exc}") from exc
     try:
-        paths = write_bundle(article, args.out)
+        paths = write_bundle(article, args.out, sources=args.sources)
     except ImageError as exc:
         raise UsageError(str(exc)) from exc
     except OSError as exc:  # FileExistsError included: the message names the folder

@@ -33,6 +33,7 @@ import yaml
 from PIL import Image
 
 from composer.article import Article, Figure, Paragraph
+from composer.export_sources import SourceNotes, marker_text, source_notes
 from composer.images import MAX_FILE_BYTES, ImageError, clean_jpeg_bytes, load_image, probe_image, sha256_file
 
 __all__ = [
@@ -63,7 +64,7 @@ CSS_PATH = Path(__file__).resolve().parent.parent / "assets" / "article.css"
 # No <a>: links in model text are text. <img> only for figures, whose src is our own data URI.
 _ALLOWED_TAGS = {
     "h1", "h2", "h3", "h4", "h5", "h6", "p", "em", "strong", "ul", "ol", "li",
-    "blockquote", "code", "pre", "figure", "figcaption", "img", "br", "hr",
+    "blockquote", "code", "pre", "figure", "figcaption", "img", "br", "hr", "sup", "section",
 }
 _ALLOWED_ATTRIBUTES = {"img": {"src", "alt"}}
 _IMAGE_DATA_PREFIXES = ("data:image/jpeg;base64,", "data:image/png;base64,")
@@ -263,25 +264,30 @@ def _paragraph_sources(article: Article) -> dict[int, str]:
     return sources
 
 
-def _markdown_body(article: Article, images: dict[int, ExportedImage]) -> str:
+def _markdown_body(article: Article, images: dict[int, ExportedImage], notes: SourceNotes | None = None) -> str:
     sources = _paragraph_sources(article)
     parts: list[str] = []
     for pos, block in enumerate(article.blocks):
+        marker = f" {_md_escape(marker_text(notes.markers.get(pos, ())))}" if notes and pos in notes.markers else ""
         if pos in sources:
-            parts.append(sources[pos])
+            parts.append(sources[pos] + marker)
         elif isinstance(block, Figure) and pos in images:
-            parts.append(_figure_markdown(block, images[pos]))
+            parts.append(_figure_markdown(block, images[pos]) + marker)
         # A figure slot that found no picture has nothing to show in a finished article.
+    if notes:
+        parts.append("## Sources")
+        parts += [f"{_md_escape(f'[{n}]')} “{_md_escape(text)}”" for n, text in enumerate(notes.passages, 1)]
     return "\n\n".join(parts) + "\n"
 
 
-def _markdown_document(article: Article, images: dict[int, ExportedImage]) -> str:
+def _markdown_document(article: Article, images: dict[int, ExportedImage], notes: SourceNotes | None = None) -> str:
     title = _md_escape(article.title)
     heading = f"# {title}\n\n" if title else ""
-    return _front_matter(article) + "\n" + heading + _markdown_body(article, images)
+    return _front_matter(article) + "\n" + heading + _markdown_body(article, images, notes)
 
 
-def _write_markdown(article: Article, out_dir: Path, images: dict[int, ExportedImage]) -> Path:
+def _write_markdown(article: Article, out_dir: Path, images: dict[int, ExportedImage],
+                    notes: SourceNotes | None = None) -> Path:
     # No empty images/ for an article without pictures: the manifest lists files, and a folder
     # it cannot account for would make the next export refuse to replace the bundle.
     if images:
@@ -290,7 +296,7 @@ def _write_markdown(article: Article, out_dir: Path, images: dict[int, ExportedI
     for image in images.values():
         (out_dir / image.name).write_bytes(image.data)
     md_path = out_dir / "article.md"
-    md_path.write_text(_markdown_document(article, images), encoding="utf-8")
+    md_path.write_text(_markdown_document(article, images, notes), encoding="utf-8")
     return md_path
 
 
@@ -364,17 +370,23 @@ def _text_renderer() -> markdown.Markdown:
     return md
 
 
-def _html_body(article: Article, images: dict[int, ExportedImage]) -> str:
+def _html_body(article: Article, images: dict[int, ExportedImage], notes: SourceNotes | None = None) -> str:
     # One Markdown pass per block: an unclosed tag or fence in one paragraph cannot swallow
     # the figures and paragraphs after it.
     md = _text_renderer()
     sources = _paragraph_sources(article)
     parts: list[str] = []
     for pos, block in enumerate(article.blocks):
+        marker = (f' <sup>{html.escape(marker_text(notes.markers[pos]))}</sup>'
+                  if notes and pos in notes.markers else "")
         if pos in sources:
-            parts.append(md.reset().convert(sources[pos]))
+            rendered = md.reset().convert(sources[pos])
+            parts.append(rendered[:-4] + marker + "</p>" if marker and rendered.endswith("</p>") else rendered + marker)
         elif isinstance(block, Figure) and pos in images:
-            parts.append(_figure_html(block, images[pos]))
+            parts.append(_figure_html(block, images[pos]) + marker)
+    if notes:
+        items = "".join(f"<li>“{html.escape(_one_line(text))}”</li>" for text in notes.passages)
+        parts.append(f'<section><h2>Sources</h2><ol>{items}</ol></section>')
     return sanitize_html("\n".join(parts))
 
 
@@ -397,7 +409,7 @@ def _byline(article: Article) -> str:
     return html.escape(" · ".join(bits))
 
 
-def _html_document(article: Article, images: dict[int, ExportedImage]) -> str:
+def _html_document(article: Article, images: dict[int, ExportedImage], notes: SourceNotes | None = None) -> str:
     title = html.escape(_one_line(article.title), quote=True)
     # The CSP is a second line of defence should anything slip past the sanitiser: no
     # scripts, no network, only inline styles and embedded images.
@@ -410,7 +422,7 @@ def _html_document(article: Article, images: dict[int, ExportedImage]) -> str:
         '<meta name="generator" content="composer">\n'
         f"<title>{title}</title>\n<style>\n{_stylesheet()}</style>\n</head>\n<body>\n<article>\n"
         f'<header><h1>{title}</h1><p class="byline">{_byline(article)}</p></header>\n'
-        f"{_html_body(article, images)}\n</article>\n</body>\n</html>\n"
+        f"{_html_body(article, images, notes)}\n</article>\n</body>\n</html>\n"
     )
 
 
@@ -599,9 +611,10 @@ def _portable(article: Article, images: dict[int, ExportedImage]) -> Article:
     return article.with_blocks(blocks)
 
 
-def write_bundle(article: Article, out_dir: str | Path) -> dict[str, Path]:
+def write_bundle(article: Article, out_dir: str | Path, sources: bool = False) -> dict[str, Path]:
     """Write article.md, article.html, article.json, images/, article.zip and the manifest
-    (.composer-bundle.json, the bundle's files and their sha256) into out_dir.
+    (.composer-bundle.json, the bundle's files and their sha256) into out_dir. `sources`: each
+    paragraph numbers the writer's passages it rests on, and a Sources list quotes them.
 
     out_dir must be new, empty, or a bundle written here before and unchanged since
     (FileExistsError otherwise, nothing touched). Everything is written into a staging folder
@@ -620,8 +633,9 @@ def write_bundle(article: Article, out_dir: str | Path) -> dict[str, Path]:
     try:
         # mkdtemp makes a private (0700) folder; the bundle should look like any other folder.
         staging.chmod(out_dir.stat().st_mode & 0o777 if out_dir.is_dir() else 0o755)
-        _write_markdown(article, staging, images)
-        (staging / "article.html").write_text(_html_document(article, images), encoding="utf-8")
+        notes = source_notes(article) if sources else None
+        _write_markdown(article, staging, images, notes)
+        (staging / "article.html").write_text(_html_document(article, images, notes), encoding="utf-8")
         (staging / "article.json").write_text(_portable(article, images).to_json(), encoding="utf-8")
         _write_zip(staging, images)
         _write_manifest(staging)
