@@ -29,6 +29,7 @@ from composer.article import Article, Figure, Paragraph
 from composer.check import check_article, flag_lines, flags_of, marked_sentences
 from composer.editor_session import (
     EditorSession,
+    Proposal,
     SessionRegistry,
     Update,
     block_key,
@@ -72,6 +73,10 @@ EDITOR_CSS = """
 #article .candidates .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important; }
 #article .claims { font-size: 0.9rem; color: #6b4a12; background: #fff8e6; border-left: 3px solid #e0a526;
   padding: 0.3rem 0.6rem; margin: 0.2rem 0 0.3rem; }
+#article .proposal { background: #f3f8f1; border-left: 3px solid #6aa84f !important; padding: 0.3rem 0.6rem; }
+#article .proposal-text p { font-family: var(--prose); font-size: 1.05rem; line-height: 1.6; margin: 0.2rem 0; }
+#article .proposal-label { font-size: 0.85rem; color: #3d6b2a; }
+#article .proposal .block-tools { opacity: 1; }
 #article .claims blockquote { margin: 0.2rem 0 0; font-style: italic; }
 #article .claims mark { background: #ffd97a; padding: 0 0.1em; }
 #draft .draft { font-family: var(--prose); font-size: 1.05rem; line-height: 1.6; color: #444; }
@@ -95,7 +100,7 @@ ZH = {
     "Rewrite": "改写", "Expand": "扩写", "Shorten": "缩写", "Insert before": "在前面插入", "Insert after": "在后面插入",
     "Add picture after": "在后面加图", "Delete": "删除", "Caption": "图注", "Search library": "搜索图片库",
     "Remove picture": "移除图片", "Other pictures: click one to use it": "其他图片：点击即可替换",
-    "Rewrite keeping to the materials": "按素材改写",
+    "Rewrite keeping to the materials": "按素材改写", "Accept": "采用", "Try again": "重试", "Discard": "放弃",
 }
 I18N = gr.I18n(en={key: key for key in ZH}, zh=ZH)
 t = I18N
@@ -128,6 +133,13 @@ def claims_html(flags) -> str:
     claims = ", ".join(dict.fromkeys(html.escape(f.claim) for f in flags))
     return (f'<div class="claims"><span class="claims-label">Not in your materials:</span> {claims}'
             + "".join(f"<blockquote>{row}</blockquote>" for row in rows) + "</div>")
+
+
+def proposal_html(p: Proposal) -> str:
+    """The model's new text, to read beside the old: escaped, as paragraphs."""
+    label = "New paragraph" if not p.old else "New text"
+    body = "".join(f"<p>{html.escape(b.text)}</p>" for b in p.new if isinstance(b, Paragraph))
+    return f'<div class="proposal-text"><span class="proposal-label">{label}:</span>{body}</div>'
 
 
 def title_html(article: Article) -> str:
@@ -212,6 +224,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                         s = sessions.get(token[0]) if token else None
                         article = s.article if s is not None else None
                         uploads = s.uploads if s is not None else []
+                        proposal_at = s.proposal_at() if s is not None else None
                         if article is None:
                             gr.Markdown("The article appears here.", elem_classes="empty-article")
                             return
@@ -231,6 +244,8 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                                 figure_view(i, key, b, ident, article, uploads)
                             else:
                                 paragraph_view(i, key, b, article, flagged.get(i, []), ident)
+                            if s is not None and s.proposal is not None and proposal_at == i:
+                                proposal_view(s.proposal)
 
         outputs = [status, draft, shown, photo_report]  # what every article event updates
 
@@ -269,10 +284,37 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         def model_job(op: str, index: int, key: str):
             def handler(extra, request: gr.Request):
                 s = session_of(request)
-                for update in s.model_edit(op, index, extra or "", services, key):
+                for update in s.model_edit(op, index, extra or "", services, key, preview=True):
                     yield show(s, update)
 
             return handler
+
+        # --- a model edit shown beside the old text: nothing changes until Accept ----------------
+        def proposal_view(p: Proposal):
+            with gr.Group(elem_classes=["c-block", "proposal"]):
+                gr.HTML(proposal_html(p), container=False)
+                with gr.Row(elem_classes=["block-tools"]):
+                    accept = gr.Button(t("Accept"), size="sm", variant="primary", elem_classes=["accept"])
+                    again = gr.Button(t("Try again"), size="sm")
+                    discard = gr.Button(t("Discard"), size="sm")
+
+            def on_accept(request: gr.Request):
+                s = session_of(request)
+                return view(s, s.accept().status)
+
+            def on_discard(request: gr.Request):
+                s = session_of(request)
+                return view(s, s.discard().status)
+
+            def on_again(request: gr.Request, p=p):
+                s = session_of(request)
+                s.discard()
+                for update in s.model_edit(p.op, p.target[0], p.extra, services, p.target[1], preview=True):
+                    yield show(s, update)
+
+            accept.click(on_accept, None, outputs, **at_once)
+            discard.click(on_discard, None, outputs, **at_once)
+            again.click(waiting, None, status, **at_once).then(on_again, None, outputs, **model_queue)
 
         def paragraph_view(i: int, key: str, p: Paragraph, article: Article, flags, ident: tuple[str, int]):
             with gr.Group(elem_classes=["c-block", "c-heading" if p.is_heading else "c-paragraph"]):

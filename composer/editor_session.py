@@ -173,6 +173,41 @@ def photo_statuses(article: Article | None, uploads: Sequence[LoadedImage]) -> l
     return out
 
 
+PREVIEWED = {"rewrite", "expand", "shorten", "before", "after", "ground"}
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A model edit waiting for the writer: the blocks it would replace (`old`, none for an
+    insert) and the blocks it wrote (`new`), at block `index` (named by `key`, see block_key)
+    of the version it was written from (`base`)."""
+
+    op: str
+    extra: str
+    target: tuple[int, str]  # the block the edit was asked for (index, key), for Try again
+    base: Article
+    edited: Article
+    index: int
+    key: str
+    old: tuple[Block, ...]
+    new: tuple[Block, ...]
+
+    @classmethod
+    def of(cls, op: str, extra: str, target: tuple[int, str], base: Article, edited: Article) -> Proposal:
+        old, new = base.blocks, edited.blocks
+        start = 0
+        while start < min(len(old), len(new)) and old[start] == new[start]:
+            start += 1
+        end = 0
+        while end < min(len(old), len(new)) - start and old[-1 - end] == new[-1 - end]:
+            end += 1
+        removed, added = old[start:len(old) - end], new[start:len(new) - end]
+        # Shown at the block it replaces, or for an insert at the block before it (after it when first).
+        at = start if removed else max(start - 1, 0)
+        anchor = old[at] if old else None
+        return cls(op, extra, target, base, edited, at, block_key(anchor) if anchor is not None else "", removed, added)
+
+
 _EDIT_DONE = {"rewrite": "Rewritten.", "expand": "Expanded.", "shorten": "Shortened.",
               "before": "Paragraph inserted.", "after": "Paragraph inserted.", "add_picture": "Picture added.",
               "ground": "Rewritten from your materials."}
@@ -205,6 +240,7 @@ class EditorSession:
         self.version = 0
         self.key: str | None = None  # the registry's name for this session (a browser tab)
         self._seen: tuple | None = None  # the saved files as this session last read or wrote them
+        self.proposal: Proposal | None = None  # a model edit shown beside the old text, not yet accepted
         self.resume_note = ""  # what resume() found wrong with the saved article's history, if anything
         self.user: str | None = None  # the logged-in user (with --auth): their articles alone are theirs to open
 
@@ -351,7 +387,7 @@ class EditorSession:
     def start_new(self) -> None:
         """Compose the next article as a new one (the saved one stays on disk)."""
         with self._lock:
-            self._history, self.article_id, self._seen = None, None, None
+            self._history, self.article_id, self._seen, self.proposal = None, None, None, None
             self.version += 1
 
     def undo(self) -> str:
@@ -456,7 +492,7 @@ class EditorSession:
             return self.article
 
     def model_edit(self, op: str, index: int, extra: str, services: Services,
-                   key: str | Sequence[str] | None = None) -> Iterator[Update]:
+                   key: str | Sequence[str] | None = None, preview: bool = False) -> Iterator[Update]:
         """rewrite | expand | shorten | before | after | add_picture | ground on block `index`
         (with `key`: the block of that content nearest `index`, see block_key). The model writes
         from the article as it is when the edit starts; what it wrote replaces that block in the
@@ -492,6 +528,14 @@ class EditorSession:
                 if event.kind == "text":
                     text += event.data["delta"]
                     yield Update("Writing…", draft=text)
+                elif event.kind == "done" and preview and op in PREVIEWED:
+                    proposal = Proposal.of(op, extra, (index, block_key(article.blocks[index])), article,
+                                           event.data["article"])
+                    with self._lock:
+                        self.proposal = proposal
+                    self._redraw()
+                    yield Update("The new text is under the old one: Accept it, Try again or Discard.",
+                                 article_changed=True)
                 elif event.kind == "done":
                     if not self._land(article, event.data["article"]):
                         yield Update(CHANGED_MEANWHILE, error=True, article_changed=True)
@@ -501,6 +545,32 @@ class EditorSession:
             yield Update("Stopped. The article is as it was.", error=True)
         except (edits.EditError, ModelError, ImageError, SaveError) as exc:
             yield Update(f"⚠️ {exc}", error=True)
+
+    def proposal_at(self) -> int | None:
+        """The block the proposal is shown at in the article as it is now (None: there is none,
+        or that block has changed since)."""
+        proposal, article = self.proposal, self.article
+        if proposal is None or article is None:
+            return None
+        return locate(article, proposal.index, proposal.key)
+
+    def accept(self) -> Update:
+        """The proposed text replaces the old (in the article as it now is); Undo brings it back."""
+        with self._lock:
+            proposal, self.proposal = self.proposal, None
+        if proposal is None:
+            return Update("⚠️ There is no new text to accept.", error=True)
+        if not self._land(proposal.base, proposal.edited):
+            return Update(CHANGED_MEANWHILE, error=True, article_changed=True)
+        return Update(f"{_EDIT_DONE[proposal.op]} Undo brings the previous version back.", article_changed=True)
+
+    def discard(self) -> Update:
+        with self._lock:
+            proposal, self.proposal = self.proposal, None
+        self._redraw()
+        if proposal is None:
+            return Update("⚠️ There is no new text to discard.", error=True)
+        return Update("Discarded: the article is as it was.", article_changed=True)
 
     def _land(self, base: Article, edited: Article) -> bool:
         """Save a model's edit of `base` as the next version: on the article as it is now (other

@@ -40,7 +40,10 @@ def test_compose_edit_undo_export_reload_reopen(server, browser, tmp_path):
 
     # Shorten the first paragraph, from its own tools: the text streams, then the article changes.
     before = w.click_first("Shorten")
-    status = w.wait_for_status("Shortened", "⚠", before=before, timeout_s=TIMEOUT_S)
+    status = w.wait_for_status("Accept", "⚠", before=before, timeout_s=TIMEOUT_S)
+    assert "Accept" in status, status  # the new text is shown under the old until it is accepted
+    assert w.article_text() == original
+    status = w.act("Accept", "Shortened", "⚠")
     assert "Shortened" in status, status
     w.wait_until(lambda: w.article_text() != original)
     edited = w.article_text()
@@ -125,10 +128,12 @@ def test_bad_photo_gets_a_clear_message_with_its_own_name(server, browser, tmp_p
     bad.write_text("not really a photo")
     w = editor(browser, server)
     w.fill_request("Holiday", photos=[str(bad)])
+    # Said as soon as the photo is added, and again when Compose is pressed.
+    w.wait_until(lambda: w.status().startswith("⚠️ holiday.jpg: "), timeout_s=60)
     w.start_compose()
     w.page.wait_for_selector("#status:has-text('not an image')", timeout=60_000)
+    w.wait_until(lambda: w.status().startswith("⚠️ holiday.jpg: "), timeout_s=60)
     status = w.status()
-    assert status.startswith("⚠️ holiday.jpg: "), status
     assert "/" not in status, f"the server's upload path is shown: {status!r}"
     w.page.context.close()
 

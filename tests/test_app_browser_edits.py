@@ -173,3 +173,30 @@ def test_each_figure_offers_the_writers_photos_by_name_and_search_keeps_the_capt
                  == "My own caption for the espresso" and settled(w), timeout_s=20)
     assert errors == [], errors
     w.page.context.close()
+
+
+def test_a_model_edit_is_shown_beside_the_old_text_until_accepted(server, browser, tmp_path):
+    """Issue 18, case 10: Rewrite shows the new text under the old with Accept / Try again /
+    Discard; nothing changes until Accept, and Undo covers an accepted edit."""
+    w, errors = editor(browser, server)
+    open_bundle(w, bundle(tmp_path))
+    before = w.status()
+    w.page.get_by_role("button", name="Rewrite", exact=True).first.click()
+    status = w.wait_for_status("Accept", "⚠", before=before, timeout_s=300)
+    assert "Accept" in status, status
+    w.wait_until(lambda: w.page.locator("#article .proposal-text").count() == 1 and settled(w))
+    assert shown(w) == PARAGRAPHS  # nothing replaced yet
+    w.page.screenshot(path=str(screenshot_dir() / "rewrite-preview.png"), full_page=True)
+    w.act("Discard", "Discarded")
+    w.wait_until(lambda: w.page.locator("#article .proposal-text").count() == 0 and shown(w) == PARAGRAPHS)
+    before = w.status()
+    w.page.get_by_role("button", name="Rewrite", exact=True).first.click()
+    w.wait_for_status("Accept", before=before, timeout_s=300)
+    w.wait_until(lambda: w.page.locator("#article .proposal-text").count() == 1 and settled(w))
+    new = w.page.locator("#article .proposal-text p").first.inner_text()
+    w.act("Accept", "Rewritten")
+    w.wait_until(lambda: shown(w)[0] == new and w.page.locator("#article .proposal-text").count() == 0)
+    w.act("Undo", "Undone")
+    w.wait_until(lambda: shown(w) == PARAGRAPHS)
+    assert errors == [], errors
+    w.page.context.close()

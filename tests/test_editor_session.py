@@ -439,3 +439,31 @@ def test_the_status_after_compose_is_in_the_writers_words(caplog):
     assert "2 captions were written from the photo or its paragraph" in line
     detailed = compose_summary(a, detail=True)  # the CLI, for whoever runs it, says what happened inside
     assert "model said '1. In fact'" in detailed
+
+
+def test_a_model_edit_previews_before_it_replaces(tmp_path):
+    """Issue 18, case 10: the new text is shown beside the old; nothing changes until Accept."""
+    model, services = shortening_services("Short.")
+    try:
+        s = EditorSession(Workspace(tmp_path))
+        s.push(Article("T", (Paragraph("A long first paragraph that goes on."), Paragraph("Beta."))))
+        keys = [block_key(b) for b in s.article.blocks]
+        last = list(s.model_edit("shorten", 0, "", services, keys[0], preview=True))[-1]
+        assert not last.error and "Accept" in last.status
+        assert texts(s.article) == ["A long first paragraph that goes on.", "Beta."]  # nothing changed yet
+        assert s.proposal is not None and [p.text for p in s.proposal.new] == ["Short."]
+        assert s.proposal_at() == 0
+        # Meanwhile another block is edited; Accept still lands, and Undo brings the old text back.
+        s.edit(set_text("Beta, edited."), 1, keys[1])
+        update = s.accept()
+        assert not update.error and s.proposal is None
+        assert texts(s.article) == ["Short.", "Beta, edited."]
+        assert s.undo() == "Undone." and texts(s.article)[0] == "A long first paragraph that goes on."
+        # Discard leaves the article as it is.
+        list(s.model_edit("shorten", 0, "", services, block_key(s.article.blocks[0]), preview=True))
+        assert s.proposal is not None
+        version = s.article
+        assert not s.discard().error and s.proposal is None and s.article == version
+        assert s.accept().error  # nothing to accept
+    finally:
+        model.close()
