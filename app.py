@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +27,7 @@ from pathlib import Path
 import gradio as gr
 
 from composer.article import Article, Figure, Paragraph
-from composer.check import check_article, flag_lines, flags_of, marked_sentences
+from composer.check import attribution_of, check_article, flag_lines, flags_of, marked_sentences
 from composer.editor_session import (
     EditorSession,
     Proposal,
@@ -43,9 +44,10 @@ from composer.planner import edit as edits
 from composer.planner.request import RequestError, parse_seed, request_from_json
 from composer.planner.segment import segment
 from composer.retrieval import LibraryError
-from composer.services import ServiceError, Services, add_to_library, library_summary, load_services
+from composer.services import ServiceError, Services, add_to_library, library_summary, load_services, plural
 from composer.shown_files import ShownFiles
 from composer.workspace import Workspace
+from composer.writers import WriterArticles
 
 MODEL = "model"  # the concurrency group of every event that runs the model
 PRIVATE = "private"  # UI-only events: not listed on the API page, not callable from programs
@@ -79,6 +81,8 @@ EDITOR_CSS = """
 #article .proposal .block-tools { opacity: 1; }
 #article .claims blockquote { margin: 0.2rem 0 0; font-style: italic; }
 #article .claims mark { background: #ffd97a; padding: 0 0.1em; }
+#article details.sources { font-size: 0.85rem; color: #555; margin: 0.1rem 0 0.4rem; }
+#article details.sources blockquote { margin: 0.1rem 0 0.3rem 0.8rem; color: #2f5d3a; font-style: italic; }
 #draft .draft { font-family: var(--prose); font-size: 1.05rem; line-height: 1.6; color: #444; }
 #draft .draft p { margin: 0 0 0.7rem; }
 #draft .draft h2, #draft .draft h3, #draft .draft h4 { font-family: var(--prose); margin: 0.8rem 0 0.4rem; }
@@ -100,7 +104,9 @@ ZH = {
     "Rewrite": "改写", "Expand": "扩写", "Shorten": "缩写", "Insert before": "在前面插入", "Insert after": "在后面插入",
     "Add picture after": "在后面加图", "Delete": "删除", "Caption": "图注", "Search library": "搜索图片库",
     "Remove picture": "移除图片", "Other pictures: click one to use it": "其他图片：点击即可替换",
-    "Rewrite keeping to the materials": "按素材改写", "Accept": "采用", "Try again": "重试", "Discard": "放弃",
+    "Rewrite keeping to the materials": "按素材改写", "Your articles": "你的文章", "Open": "打开",
+    "Duplicate": "复制", "Delete article": "删除文章", "Undo delete": "撤销删除",
+    "Accept": "采用", "Try again": "重试", "Discard": "放弃",
 }
 I18N = gr.I18n(en={key: key for key in ZH}, zh=ZH)
 t = I18N
@@ -135,6 +141,19 @@ def claims_html(flags) -> str:
             + "".join(f"<blockquote>{row}</blockquote>" for row in rows) + "</div>")
 
 
+def sources_html(article: Article, index: int) -> str:
+    """Where a paragraph's sentences come from: each supported sentence with the passage of the
+    writer's notes it rests on, folded away until clicked. All text escaped."""
+    sentences, passages = attribution_of(article)
+    rows = [(s.text, passages[s.cites[0].passage]) for s in sentences
+            if s.block == index and s.status == "supported" and s.cites and s.cites[0].passage in passages]
+    if not rows:
+        return ""
+    items = "".join(f"<li>{html.escape(text)}<blockquote>{html.escape(source)}</blockquote></li>"
+                    for text, source in rows)
+    return f'<details class="sources"><summary>Sources ({len(rows)})</summary><ul>{items}</ul></details>'
+
+
 def proposal_html(p: Proposal) -> str:
     """The model's new text, to read beside the old: escaped, as paragraphs."""
     label = "New paragraph" if not p.old else "New text"
@@ -159,9 +178,12 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
     # Pictures are handed to Gradio from a folder of their own: the data folder is never one that
     # Gradio serves by path (it holds article.json, history.json and the browser secret).
     shown_files = ShownFiles()
+    writers = WriterArticles(workspace)
 
     with gr.Blocks(title="composer", delete_cache=(3600, 24 * 3600)) as demo:
         article_id = gr.BrowserState(None, storage_key="composer-article", secret=workspace.browser_secret())
+        # Who this browser's writer is, without --auth: a random token it keeps (see composer.writers).
+        writer_token = gr.BrowserState(None, storage_key="composer-writer", secret=workspace.browser_secret())
         # (tab, version) of the article the view shows: the view redraws when it changes. The
         # article itself stays in the tab's session; a State holds only this small token.
         shown = gr.State(None)
@@ -192,6 +214,13 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                     new_btn = gr.Button(t("New article"), size="sm")
                     open_btn = gr.UploadButton(t("Open article.json or .zip"), file_types=[".json", ".zip"],
                                                size="sm", elem_id="open")
+                with gr.Accordion(t("Your articles"), open=False, elem_id="your-articles") as articles_box:
+                    articles_list = gr.Radio([], show_label=False, elem_id="articles-list")
+                    with gr.Row():
+                        article_open_btn = gr.Button(t("Open"), size="sm")
+                        article_copy_btn = gr.Button(t("Duplicate"), size="sm")
+                        article_delete_btn = gr.Button(t("Delete article"), size="sm", variant="stop")
+                        article_undelete_btn = gr.Button(t("Undo delete"), size="sm")
                 with gr.Accordion(t("Picture library"), open=False, elem_id="library"):
                     library_info = gr.Markdown(html.escape(library_summary(library)), elem_id="library-info")
                     if library is not None:
@@ -340,6 +369,9 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                         plain(i, key, lambda a, idx, _: edits.delete_block(a, idx), "Paragraph deleted."),
                         [instruction], outputs,
                         **at_once)
+                sources = sources_html(article, i)
+                if sources:  # the writer's passages behind each supported sentence, on a click
+                    gr.HTML(sources, container=False)
                 if flags:  # claims the materials do not support, and the one click that fixes them
                     gr.HTML(claims_html(flags), container=False)
                     if not p.is_heading:
@@ -410,21 +442,79 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         # --- a tab opens: take up its saved article ------------------------------------------
         request_fields = [title, outline, materials, style, length, language, count, photos]
 
-        def on_load(saved_id, request: gr.Request):
+        def job_values(s: EditorSession) -> list:
+            """The request the article was written from and the writer's photos, for its fields."""
+            fields = s.request_fields()
+            restored = [str(p) for p in s.restore_photos()]
+            return [*[fields.get(k, gr.skip()) for k in ("title", "outline", "materials", "style", "length",
+                                                         "language", "image_count")], restored or gr.skip()]
+
+        def articles_of(s: EditorSession):
+            entries = writers.list(s.owner[1]) if s.owner is not None else []
+            return gr.Radio(choices=[(f"{e.title} · {time.strftime('%Y-%m-%d %H:%M', time.localtime(e.modified))}"
+                                      f" · {plural(e.pictures, 'picture')}", e.id) for e in entries], value=None)
+
+        def on_load(saved_id, token, request: gr.Request):
             s = session_of(request)
+            if not request.username and not (isinstance(token, str) and len(token) == 32 and token.isalnum()):
+                token = uuid.uuid4().hex
+            s.owner = (writers, f"user:{request.username}" if request.username else f"browser:{token}")
             if s.article is None and s.resume(saved_id):
                 # The whole job comes back: the request it was written from and the writer's photos.
-                fields = s.request_fields()
-                restored = [str(p) for p in s.restore_photos()]
-                values = [fields.get(k, gr.skip()) for k in ("title", "outline", "materials", "style", "length",
-                                                             "language", "image_count")]
                 return (s.article_id, *view(s, " ".join(filter(None, ["Your article is back. Keep editing.",
                                                                       s.resume_note]))),
-                        *values, restored or gr.skip(), header_text())
+                        *job_values(s), header_text(), token, articles_of(s))
             return (s.article_id or saved_id, *view(s, "Fill in a title and press Compose."),
-                    *[gr.skip()] * len(request_fields), header_text())
+                    *[gr.skip()] * len(request_fields), header_text(), token, articles_of(s))
 
-        demo.load(on_load, [article_id], [article_id, *outputs, *request_fields, header], **at_once)
+        demo.load(on_load, [article_id, writer_token],
+                  [article_id, *outputs, *request_fields, header, writer_token, articles_list], **at_once)
+
+        # --- your articles: open, duplicate, delete (and undo that) ----------------------------
+        def on_article_open(chosen, request: gr.Request):
+            s = session_of(request)
+            if not chosen or s.owner is None or not writers.owns(s.owner[1], chosen):
+                return (gr.skip(), status_markdown("Choose one of your articles first."), *[gr.skip()] * 3,
+                        *[gr.skip()] * len(request_fields), gr.skip())
+            s.start_new()
+            if not s.resume(chosen):
+                return (None, *view(s, "⚠️ That article cannot be opened."), *[gr.skip()] * len(request_fields),
+                        articles_of(s))
+            return s.article_id, *view(s, "Opened. Keep editing."), *job_values(s), articles_of(s)
+
+        def on_article_copy(chosen, request: gr.Request):
+            s = session_of(request)
+            message = s.duplicate(chosen) if chosen else "Choose one of your articles first."
+            return s.article_id, *view(s, message), articles_of(s)
+
+        def on_article_delete(chosen, request: gr.Request):
+            s = session_of(request)
+            if not chosen or s.owner is None or not writers.delete(s.owner[1], chosen):
+                return gr.skip(), status_markdown("Choose one of your articles first."), *[gr.skip()] * 3, gr.skip()
+            s.last_deleted = chosen
+            if s.article_id == chosen:
+                s.start_new()
+            return (s.article_id, *view(s, "Deleted from your articles. Undo delete brings it back."),
+                    articles_of(s))
+
+        def on_article_undelete(request: gr.Request):
+            s = session_of(request)
+            gone = s.last_deleted
+            if not gone or s.owner is None or not writers.restore(s.owner[1], gone):
+                return status_markdown("Nothing to bring back."), gr.skip()
+            s.last_deleted = None
+            return status_markdown("Brought back to your articles."), articles_of(s)
+
+        def on_articles_shown(request: gr.Request):
+            return articles_of(session_of(request))
+
+        article_open_btn.click(on_article_open, [articles_list],
+                               [article_id, *outputs, *request_fields, articles_list], **at_once)
+        article_copy_btn.click(on_article_copy, [articles_list], [article_id, *outputs, articles_list], **at_once)
+        article_delete_btn.click(on_article_delete, [articles_list], [article_id, *outputs, articles_list],
+                                 **at_once)
+        article_undelete_btn.click(on_article_undelete, None, [status, articles_list], **at_once)
+        articles_box.expand(on_articles_shown, None, [articles_list], **at_once)
 
         def on_unload(request: gr.Request):
             sessions.close(request.session_hash)

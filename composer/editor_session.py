@@ -31,6 +31,7 @@ from composer.planner.pipeline import compose
 from composer.planner.request import ComposeRequest, RequestError
 from composer.services import Services, compose_summary, plural
 from composer.workspace import SaveError, Workspace, WorkspaceError, map_images
+from composer.writers import WriterArticles
 
 log = logging.getLogger("composer.editor")
 EXPORT_PREFIX = "composer-export-"
@@ -243,6 +244,8 @@ class EditorSession:
         self.proposal: Proposal | None = None  # a model edit shown beside the old text, not yet accepted
         self.resume_note = ""  # what resume() found wrong with the saved article's history, if anything
         self.user: str | None = None  # the logged-in user (with --auth): their articles alone are theirs to open
+        self.owner: tuple[WriterArticles, str] | None = None  # the writers' lists, and this writer's key
+        self.last_deleted: str | None = None  # the article this writer last took off their list
 
     # --- the article -----------------------------------------------------------------------
     @property
@@ -257,7 +260,7 @@ class EditorSession:
     def push(self, article: Article) -> Article:
         with self._lock:
             if self.workspace is not None and self.article_id is None:
-                self.article_id = self.workspace.create(owner=self.user)
+                self.article_id = self._new_id(self.workspace)
             with self._writer():
                 self._sync()
                 article = with_names(article)
@@ -325,6 +328,7 @@ class EditorSession:
             self._history, self.article_id = history, article_id
             self._seen = self._saved_state()
             self.version += 1
+        self.claim(article_id)
         return True
 
     def _with_photos(self, article: Article) -> Article:
@@ -333,7 +337,7 @@ class EditorSession:
         if self.workspace is None or not self._uploads:
             return article
         if self.article_id is None:
-            self.article_id = self.workspace.create(owner=self.user)
+            self.article_id = self._new_id(self.workspace)
         kept = self.workspace.adopt(self.article_id, Article("", tuple(Figure(u.ref) for u in self._uploads)))
         photos = [{"sha256": f.image.sha256, "name": display_name(u.ref.path)}
                   for f, u in zip(kept.figures, self._uploads) if f.image is not None]
@@ -383,6 +387,31 @@ class EditorSession:
         except ImageError:
             return []
         return out
+
+    def _new_id(self, workspace: Workspace) -> str:
+        """A new article in the workspace, on this writer's list."""
+        article_id = workspace.create(owner=self.user)
+        self.claim(article_id)
+        return article_id
+
+    def claim(self, article_id: str) -> None:
+        """Put an article on this writer's list (one they composed, opened or came back to)."""
+        if self.owner is not None:
+            self.owner[0].add(self.owner[1], article_id)
+
+    def duplicate(self, article_id: str) -> str:
+        """A copy of one of this writer's articles, as a new article of theirs (the status line)."""
+        if (self.workspace is None or self.owner is None or not self.owner[0].owns(self.owner[1], article_id)
+                or not self.workspace.may_open(article_id, self.user)):
+            return "⚠️ That article is not on your list."
+        try:
+            source = self.workspace.load(article_id).current
+        except WorkspaceError as exc:
+            return f"⚠️ That article cannot be read ({exc})."
+        with self._lock:
+            self.start_new()
+            self.push(Article(f"{source.title} (copy)", source.blocks, source.metadata))
+        return f"Duplicated “{source.title}”: you are editing the copy."
 
     def start_new(self) -> None:
         """Compose the next article as a new one (the saved one stays on disk)."""

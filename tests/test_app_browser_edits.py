@@ -167,8 +167,8 @@ def test_each_figure_offers_the_writers_photos_by_name_and_search_keeps_the_capt
     w.page.get_by_placeholder("Search the library by other words").nth(1).fill("a rocket launch")
     before = w.status()
     w.page.get_by_role("button", name="Search library", exact=True).nth(1).click()
-    status = w.wait_for_status("Picture found", "⚠", before=before)
-    assert "found" in status, status
+    status = w.wait_for_status("Picture found", "⚠", "Error", before=before)
+    assert "found" in status, f"{status}\n{server.log[-3000:]}"
     w.wait_until(lambda: w.page.locator("#article .caption textarea").nth(1).input_value()
                  == "My own caption for the espresso" and settled(w), timeout_s=20)
     assert errors == [], errors
@@ -200,3 +200,37 @@ def test_a_model_edit_is_shown_beside_the_old_text_until_accepted(server, browse
     w.wait_until(lambda: shown(w) == PARAGRAPHS)
     assert errors == [], errors
     w.page.context.close()
+
+
+def test_your_articles_come_back_in_a_fresh_tab_and_never_show_in_another_browser(server, browser, tmp_path):
+    """Issue 18, case 11: a writer's articles are listed (open, duplicate, delete with undo)."""
+    w, errors = editor(browser, server)
+    open_bundle(w, bundle(tmp_path))
+    w.click("New article")
+    w.wait_for_status("A new article")
+    w.page.locator("#your-articles").get_by_text("Your articles").click()
+    entries = w.page.locator("#articles-list label")
+    w.wait_until(lambda: entries.count() == 1 and "The café" in entries.first.inner_text())
+    assert "2 pictures" in entries.first.inner_text()
+    entries.first.click()
+    w.act("Duplicate", "Duplicated")
+    w.wait_until(lambda: entries.count() == 2 and len(shown(w)) == len(PARAGRAPHS))
+    w.page.screenshot(path=str(screenshot_dir() / "your-articles.png"), full_page=True)
+    # Delete the copy (shown now), then bring it back.
+    entries.filter(has_text="(copy)").click()
+    w.act("Delete article", "Deleted from your articles")
+    w.wait_until(lambda: entries.count() == 1 and len(shown(w)) == 0)
+    w.act("Undo delete", "Brought back")
+    w.wait_until(lambda: entries.count() == 2)
+    entries.filter(has_text="(copy)").click()
+    w.page.locator("#your-articles").get_by_role("button", name="Open", exact=True).click()
+    w.wait_for_status("Opened. Keep editing.")
+    w.wait_until(lambda: shown(w) == PARAGRAPHS)
+    # Another browser (another writer) sees none of them.
+    other, _ = editor(browser, server)
+    other.page.locator("#your-articles").get_by_text("Your articles").click()
+    other.page.wait_for_timeout(1500)
+    assert other.page.locator("#articles-list label").count() == 0
+    assert errors == [], errors
+    w.page.context.close()
+    other.page.context.close()

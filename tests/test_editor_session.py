@@ -467,3 +467,31 @@ def test_a_model_edit_previews_before_it_replaces(tmp_path):
         assert s.accept().error  # nothing to accept
     finally:
         model.close()
+
+
+def test_your_articles_are_listed_for_you_alone_and_a_delete_can_be_undone(tmp_path):
+    """Issue 18, case 11: a writer's articles, wherever they open the editor; never another's."""
+    from composer.writers import WriterArticles
+
+    ws = Workspace(tmp_path)
+    mine = WriterArticles(ws)
+    s = EditorSession(ws)
+    s.owner = (mine, "user:ann")
+    s.push(Article("First", (Paragraph("One."), Figure(ImageRef("0" * 64, str(CAT)), "a cat"))))
+    first = s.article_id
+    s.start_new()
+    s.push(Article("Second", (Paragraph("Two."),)))
+    second = s.article_id
+    assert [e.title for e in mine.list("user:ann")] == ["Second", "First"]
+    assert [e.pictures for e in mine.list("user:ann")] == [0, 1]
+    assert mine.list("user:bob") == [] and not mine.owns("user:bob", first)
+    # Another browser of the same writer opens one; a duplicate is a new article of theirs.
+    other = EditorSession(ws)
+    other.owner = (mine, "user:ann")
+    assert other.duplicate(first).startswith("Duplicated")
+    assert other.article_id not in (first, second) and other.article.title == "First (copy)"
+    assert len(mine.list("user:ann")) == 3
+    assert not other.duplicate("f" * 32).startswith("Duplicated")  # not theirs
+    assert mine.delete("user:ann", second) and [e.id for e in mine.list("user:ann")].count(second) == 0
+    assert mine.restore("user:ann", second) and second in [e.id for e in mine.list("user:ann")]
+    assert ws.exists(second)
