@@ -60,7 +60,7 @@ def test_check_endpoint_flags_invented_claims(server, tmp_path):
     path = tmp_path / "article.json"
     path.write_text(json.dumps(article), encoding="utf-8")
     lines = Client(server.url, verbose=False).predict(handle_file(str(path)), api_name="/check")
-    assert lines == 'paragraph 1: "It opens at 7:00 and sells 4,321 cups." — 4,321 is not in the materials'
+    assert lines == 'paragraph 1, sentence 1: "It opens at 7:00 and sells 4,321 cups." — 4,321 is not in the materials'
 
 
 

@@ -145,8 +145,8 @@ def _vetted(op: EditOp, article: Article, index: int, events: Iterator[Event]) -
         before, after = _size(old), sum(_size(p.text) for p in kept if not p.is_heading)
         unit = "characters" if _language(article) == "zh" else "words"
         if not any(not p.is_heading for p in kept):
-            raise EditError("the model's answer held nothing your materials support; nothing changed. "
-                            "Try again, or edit the paragraph by hand")
+            raise EditError("the model's answer held nothing your materials support; the paragraph is unchanged. "
+                            "Try again, or edit it by hand")
         if op == "shorten" and after >= before:
             raise EditError(f"the model's shorter version was not shorter ({after} {unit} against {before}); "
                             "nothing changed. Try again, or shorten it by hand")
@@ -170,7 +170,9 @@ def _held(text: str, old: str, article: Article) -> str:
 
     grounding = grounding_of(article)
     had = {" ".join(old[a:b].split()) for a, b in sentences(old)}
-    verdicts = {a.start: a for a in grounding.attribute(text, strict=True)} if grounding.has_materials else {}
+    # The check as the writer sees it (not the strict one composing uses): a close paraphrase of
+    # the notes in the model's own words is what Rewrite is for.
+    verdicts = {a.start: a for a in grounding.attribute(text)} if grounding.has_materials else {}
     keep = []
     for a, b in sentences(text):
         sentence = text[a:b]
