@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from composer.article import Article
-from composer.check import attribution_of
+from composer.check import attribution_of, note_passages
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,8 @@ class SourceNotes:
 def source_notes(article: Article) -> SourceNotes:
     sentences, texts = attribution_of(article)
     # A heading cites itself (the outline); only what the writer wrote as notes, or a photo, is a source.
-    kinds = {int(p["id"]): p.get("source") for p in (article.metadata.get("attribution") or {}).get("passages") or ()}
-    texts = {i: t for i, t in texts.items() if kinds.get(i) in ("materials", "photo")}
+    notes = note_passages(article)
+    texts = {i: t for i, t in texts.items() if i in notes}
     numbers: dict[int, int] = {}
     markers: dict[int, list[int]] = {}
     for s in sentences:

@@ -43,7 +43,8 @@ def test_what_the_notes_do_not_support_never_reaches_the_article():
     def part(prompt):
         text = prompt.turns[-1].text
         point = text.split("This part is about: ")[1].split(".\n")[0]
-        return {"What ladybirds eat": "Most species feed on aphids. Their long wings make them deadly to predators.",
+        return {"What ladybirds eat": "Ladybirds - the gardener's small allies! Most species feed on aphids. "
+                                      "Their long wings make them deadly to predators.",
                 "From egg to adult": "Here is the article you asked for. A female lays clusters of orange or yellow "
                                      "eggs on the undersides of leaves.",
                 }.get(point, "Ladybirds were first seen by Sir Alfred Marlow in 1832 in Kent.")
@@ -53,12 +54,12 @@ def test_what_the_notes_do_not_support_never_reaches_the_article():
     article = article_of(events)
     text = "\n".join(p.text for p in article.blocks if isinstance(p, Paragraph))
     assert "Most species feed on aphids." in text and "A female lays clusters" in text
-    for invented in ("long wings", "Here is the article", "Alfred Marlow", "1832"):
+    for invented in ("long wings", "Here is the article", "Alfred Marlow", "1832", "small allies!"):
         assert invented not in text
     # Where nothing the model wrote held, the writer's own sentences stand in.
     assert "In autumn, adults gather in sheltered places" in text
     said = " ".join(e.data["message"] for e in events if e.kind == "warning")
-    assert "Kept to your notes: left out 4 sentences your notes do not support" in said
+    assert "Kept to your notes: left out 5 sentences your notes do not support" in said
     assert "used your own notes for 4 of 4 parts" in said  # the model kept too little of any part
     sentences, _ = attribution_of(article)
     assert sentences and all(s.status != "unsupported" for s in sentences if s.where != "caption")

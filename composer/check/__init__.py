@@ -8,6 +8,7 @@ from composer.check.article_check import (
     check_article,
     grounding_of,
     keep_supported,
+    note_passages,
 )
 from composer.check.attribution import Grounding, SentenceAttribution
 from composer.check.claims import (
@@ -36,5 +37,5 @@ __all__ = [
     "NO_MATERIALS_NOTE", "CheckResult", "Claim", "ClaimKind", "Date", "Flag", "FlagKind", "Grounding",
     "SentenceAttribution", "Sources", "annotate", "attribute_article", "attribution_of", "block_labels",
     "check_article", "check_claims", "check_text", "claims_in", "flag_lines", "flags_of", "grounding_of",
-    "keep_supported", "marked_sentences", "sentences", "summary_line", "supported_only", "texts_of",
+    "keep_supported", "marked_sentences", "note_passages", "sentences", "summary_line", "supported_only", "texts_of",
 ]

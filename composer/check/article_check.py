@@ -115,3 +115,10 @@ def keep_supported(text: str, sources: Sources, grounding: Grounding) -> str:
         flagged |= {a.start for a in grounding.attribute(text, strict=True) if a.status == "unsupported"}
     return "".join(text[a:b] + text[b:b + len(text[b:]) - len(text[b:].lstrip())]
                    for a, b in sentences(text) if a not in flagged).strip()
+
+
+def note_passages(article: Article) -> set[int]:
+    """The ids of the stored passages that are the writer's notes or photos (not the title or
+    outline): what a sentence's source may be shown as."""
+    stored = article.metadata.get("attribution") or {}
+    return {int(p["id"]) for p in stored.get("passages") or () if p.get("source") in ("materials", "photo")}

@@ -112,6 +112,7 @@ def keep_supported_part(text: str, part: Part, sources: Sources, grounding: Grou
     text = "\n".join(line for line in text.splitlines() if _plain(line) not in echoes)
     before = len(sentences(text))
     kept = " ".join(keep_supported(text, sources, grounding).split())
+    kept = _without_restatements(kept, grounding)
     dropped = before - (len(sentences(kept)) if kept else 0)
     cited = {c.passage for a in (grounding.attribute(kept) if kept else ()) if a.status == "supported"
              for c in a.cites[:1]}
@@ -119,6 +120,17 @@ def keep_supported_part(text: str, part: Part, sources: Sources, grounding: Grou
     if not missing or len(kept.split()) >= (1 - MIN_KEPT_SHARE) * part.words:
         return kept, dropped, False
     return " ".join(x for x in (kept, join_passages(missing)) if x), dropped, True
+
+
+def _without_restatements(text: str, grounding: Grounding) -> str:
+    """Sentences that rest only on the title or outline ("Ladybirds - your garden's small allies!")
+    restate a heading; the part is the notes'."""
+    if not text:
+        return text
+    by_id = {p.id: p for p in grounding.passages}
+    keep = [a.text for a in grounding.attribute(text, strict=True)
+            if not (a.cites and by_id[a.cites[0].passage].source in ("title", "outline"))]
+    return " ".join(keep)
 
 
 def join_passages(notes: Sequence[str]) -> str:
