@@ -175,14 +175,9 @@ class Grounding:
     @classmethod
     def of_request(cls, request: dict[str, Any] | None, embedder: TextEmbedder | None = None,
                    photos: Sequence[str] = ()) -> Grounding:
-        request = request or {}
-        outline = request.get("outline") or ()
-        if isinstance(outline, str):
-            outline = outline.splitlines()
-        materials = request.get("materials") or ""
-        if isinstance(materials, list):
-            materials = "\n".join(map(str, materials))
-        return cls.of(str(request.get("title") or ""), [str(o) for o in outline], str(materials), embedder, photos)
+        from composer.check.claims import request_texts
+
+        return cls.of(*request_texts(request), embedder=embedder, photos=photos)
 
     @property
     def has_materials(self) -> bool:

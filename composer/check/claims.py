@@ -395,6 +395,19 @@ def _match_text(text: str, tokens: Sequence[_Token] | None = None,
     return " ".join(out)
 
 
+def request_texts(request: dict[str, Any] | None) -> tuple[str, list[str], str]:
+    """The title, outline and materials of a request stored with an article (as the writer's
+    JSON may hold them: an outline as lines of text, materials as a list)."""
+    request = request or {}
+    outline = request.get("outline") or ()
+    if isinstance(outline, str):
+        outline = outline.splitlines()
+    materials = request.get("materials") or ""
+    if isinstance(materials, list):
+        materials = "\n".join(map(str, materials))
+    return str(request.get("title") or ""), [str(o) for o in outline], str(materials)
+
+
 @dataclass(frozen=True)
 class Sources:
     """Everything a claim may be found in, normalised once (a check of a long article against
@@ -430,14 +443,7 @@ class Sources:
 
     @classmethod
     def of_request(cls, request: dict[str, Any] | None) -> Sources:
-        request = request or {}
-        outline = request.get("outline") or ()
-        if isinstance(outline, str):
-            outline = outline.splitlines()
-        materials = request.get("materials") or ""
-        if isinstance(materials, list):
-            materials = "\n".join(map(str, materials))
-        return cls.of(str(request.get("title") or ""), [str(o) for o in outline], str(materials))
+        return cls.of(*request_texts(request))
 
     def contains_text(self, text: str) -> bool:
         needle = _match_text(text)
