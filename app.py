@@ -27,7 +27,7 @@ from pathlib import Path
 import gradio as gr
 
 from composer.article import Article, Figure, Paragraph
-from composer.check import attribution_of, check_article, flag_lines, flags_of, marked_sentences
+from composer.check import attribution_of, check_article, flag_lines, flags_of, marked_sentences, note_passages
 from composer.editor_session import (
     EditorSession,
     Proposal,
@@ -145,8 +145,9 @@ def sources_html(article: Article, index: int) -> str:
     """Where a paragraph's sentences come from: each supported sentence with the passage of the
     writer's notes it rests on, folded away until clicked. All text escaped."""
     sentences, passages = attribution_of(article)
-    rows = [(s.text, passages[s.cites[0].passage]) for s in sentences
-            if s.block == index and s.status == "supported" and s.cites and s.cites[0].passage in passages]
+    notes = note_passages(article)  # a heading citing the outline it came from is no source
+    rows = [(s.text, passages[c.passage]) for s in sentences if s.block == index and s.status == "supported"
+            and s.where != "heading" for c in s.cites[:1] if c.passage in notes]
     if not rows:
         return ""
     items = "".join(f"<li>{html.escape(text)}<blockquote>{html.escape(source)}</blockquote></li>"
@@ -294,12 +295,19 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                     draft_html(update.draft) if update.draft is not None else gr.skip(), gr.skip(), gr.skip())
 
         # --- one block's controls (built by the render above, for this version) ----------------
-        def plain(index: int, key: str, edit, done: str):
+        def plain(index: int, key: str, edit, done: str, redraw: bool = True):
+            """An edit that needs no model. A text or caption saved as the writer leaves its box
+            (redraw=False) leaves the view as it is, the words already there: a redraw between a
+            box's blur and a click on a tool makes Gradio drop the click (its handler is gone)."""
             def handler(value, request: gr.Request):
                 s = session_of(request)
+                before, blocks = s.version, len(s.article.blocks) if s.article is not None else 0
                 update = s.edit(lambda a, at: edit(a, at, value), index, key, done)
                 if not update.article_changed and not update.error:  # nothing changed: keep the status
                     return gr.skip(), gr.skip(), (s.key, s.version), gr.skip()
+                same_blocks = s.article is not None and len(s.article.blocks) == blocks  # (an emptied text deletes)
+                if not redraw and not update.error and s.version - before <= 1 and same_blocks:
+                    return status_markdown(update.status), "", gr.skip(), photo_lines(s)
                 return view(s, update.status)
 
             return handler
@@ -351,7 +359,8 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                                   key=("text", *ident), elem_classes=["block-text"], container=False,
                                   interactive=True)
                 text.blur(plain(i, key, lambda a, idx, t: edits.update_text(a, idx, t)
-                                if t.strip() != a.blocks[idx].text.strip() else a, "Text saved."), [text], outputs,
+                                if t.strip() != a.blocks[idx].text.strip() else a, "Text saved.", redraw=False),
+                          [text], outputs,
                           **at_once)
                 with gr.Row(elem_classes=["block-tools"]):
                     if not p.is_heading:
@@ -393,14 +402,15 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                                      placeholder="Caption", lines=1,
                                      elem_classes=["caption"], interactive=True)
                 caption.blur(plain(i, key, lambda a, idx, t: edits.set_caption(a, idx, t)
-                                   if t.strip() != a.blocks[idx].caption.strip() else a, "Caption saved."),
+                                   if t.strip() != a.blocks[idx].caption.strip() else a, "Caption saved.",
+                                   redraw=False),
                              [caption], outputs,
                              **at_once)
                 # The writer's other photos first, then the library's candidates, by file name.
+                # The writer's other photos first, then the library's candidates, by file name.
                 options = picture_options(article, i, uploads)
                 if options:
-                    gallery = gr.Gallery([(shown_files.path(o.ref.path),
-                                           picture_name(article, o.ref))
+                    gallery = gr.Gallery([(shown_files.path(o.ref.path), picture_name(article, o.ref))
                                           for o in options], label=t("Other pictures: click one to use it"),
                                          columns=6, height=150, allow_preview=False, object_fit="cover",
                                          elem_classes=["candidates"], buttons=[])

@@ -246,6 +246,9 @@ class EditorSession:
         self.user: str | None = None  # the logged-in user (with --auth): their articles alone are theirs to open
         self.owner: tuple[WriterArticles, str] | None = None  # the writers' lists, and this writer's key
         self.last_deleted: str | None = None  # the article this writer last took off their list
+        # This tab's own edits of a block in place: the name the view gave it → its name now (the
+        # view is not drawn again after a text is saved, see app.py).
+        self._renamed: dict[str, str] = {}
 
     # --- the article -----------------------------------------------------------------------
     @property
@@ -532,7 +535,7 @@ class EditorSession:
             yield Update("Compose an article first.", error=True)
             return
         if key is not None:
-            found = locate(article, index, key)
+            found = locate(article, index, self._names(key))
             if found is None:
                 self._redraw()
                 yield Update(STALE, error=True, article_changed=True)
@@ -601,6 +604,17 @@ class EditorSession:
             return Update("⚠️ There is no new text to discard.", error=True)
         return Update("Discarded: the article is as it was.", article_changed=True)
 
+    def _names(self, key: str | Sequence[str]) -> list[str]:
+        """`key` and the names this tab's own edits have since given that block."""
+        names = [key] if isinstance(key, str) else list(key)
+        for name in list(names):
+            for _ in range(len(self._renamed)):
+                name = self._renamed.get(name, "")
+                if not name or name in names:
+                    break
+                names.append(name)
+        return names
+
     def _land(self, base: Article, edited: Article) -> bool:
         """Save a model's edit of `base` as the next version: on the article as it is now (other
         blocks may have been edited meanwhile); False if the blocks it replaces have changed."""
@@ -632,7 +646,7 @@ class EditorSession:
             if article is None:
                 return Update("Compose an article first.", error=True)
             if key is not None:
-                found = locate(article, index, key)
+                found = locate(article, index, self._names(key))
                 if found is None:
                     self._redraw()
                     return Update(STALE, error=True, article_changed=True)
@@ -644,9 +658,11 @@ class EditorSession:
             if new == article:
                 return Update("", article_changed=False)  # nothing changed (a text box left as it was)
             try:
-                self.push(new)
+                saved = self.push(new)
             except SaveError as exc:
                 return Update(f"⚠️ {exc}", error=True)
+            if len(saved.blocks) == len(article.blocks):
+                self._renamed[block_key(article.blocks[index])] = block_key(saved.blocks[index])
         return Update(f"{done} Undo brings the previous version back.", article_changed=True)
 
     # --- open -------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ class WriterArticles:
             return []
         out = []
         for row in rows[:MAX_ARTICLES]:
-            if isinstance(row, dict) and self.workspace.exists(row.get("id")):  # checked: 32 hex digits, ours
+            if isinstance(row, dict) and self.workspace.exists(str(row.get("id"))):  # checked: 32 hex digits, ours
                 out.append({"id": row["id"], "deleted": row.get("deleted") is True})
         return out
 

