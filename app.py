@@ -141,6 +141,16 @@ def claims_html(flags) -> str:
             + "".join(f"<blockquote>{row}</blockquote>" for row in rows) + "</div>")
 
 
+def check_verdicts(article: Article | None) -> tuple:
+    """What the check says of an article, without its words: each flag, each sentence's verdict.
+    A text saved with the same verdicts needs no redraw; a new flag does."""
+    if article is None:
+        return ()
+    flags = tuple((i, f.claim, f.reason) for i, fs in sorted(flags_of(article).items()) for f in fs)
+    sentences, _ = attribution_of(article)
+    return flags, tuple((a.block, a.index, a.status) for a in sentences)
+
+
 def sources_html(article: Article, index: int) -> str:
     """Where a paragraph's sentences come from: each supported sentence with the passage of the
     writer's notes it rests on, folded away until clicked. All text escaped."""
@@ -298,15 +308,19 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         def plain(index: int, key: str, edit, done: str, redraw: bool = True):
             """An edit that needs no model. A text or caption saved as the writer leaves its box
             (redraw=False) leaves the view as it is, the words already there: a redraw between a
-            box's blur and a click on a tool makes Gradio drop the click (its handler is gone)."""
+            box's blur and a click on a tool makes Gradio drop the click (its handler is gone). It does
+            redraw when the check's verdicts changed: a sentence just flagged is shown flagged."""
             def handler(value, request: gr.Request):
                 s = session_of(request)
                 before, blocks = s.version, len(s.article.blocks) if s.article is not None else 0
+                verdicts = check_verdicts(s.article)
                 update = s.edit(lambda a, at: edit(a, at, value), index, key, done)
                 if not update.article_changed and not update.error:  # nothing changed: keep the status
                     return gr.skip(), gr.skip(), (s.key, s.version), gr.skip()
                 same_blocks = s.article is not None and len(s.article.blocks) == blocks  # (an emptied text deletes)
-                if not redraw and not update.error and s.version - before <= 1 and same_blocks:
+                # ...unless the check says something new of the article: a flag must show at once.
+                same_check = check_verdicts(s.article) == verdicts
+                if not redraw and not update.error and s.version - before <= 1 and same_blocks and same_check:
                     return status_markdown(update.status), "", gr.skip(), photo_lines(s)
                 return view(s, update.status)
 
