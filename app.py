@@ -97,7 +97,8 @@ ZH = {
     "Your photos": "你的照片", "Compose": "撰写", "Stop": "停止", "New article": "新文章",
     "Open article.json or .zip": "打开 article.json 或 .zip", "Picture library": "图片库",
     "Add pictures to the library": "向图片库添加图片", "Re-sync the library": "重新同步图片库", "Search": "搜索",
-    "Found": "搜索结果", "Undo": "撤销", "Redo": "重做", "Export": "导出", "Download .zip": "下载 .zip",
+    "Found": "搜索结果", "Undo": "撤销", "Redo": "重做", "Export": "导出",
+    "Sources in the export": "导出时附上出处", "Download .zip": "下载 .zip",
     "Download .html": "下载 .html", "Download article.json": "下载 article.json",
     "Instruction for Rewrite / Expand / Shorten, or what a new paragraph is about":
         "改写、扩写、缩写的要求，或新段落的内容",
@@ -250,6 +251,8 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                     undo_btn = gr.Button(t("Undo"), size="sm")
                     redo_btn = gr.Button(t("Redo"), size="sm")
                     export_btn = gr.Button(t("Export"), size="sm")
+                    with_sources = gr.Checkbox(label=t("Sources in the export"), value=False, container=False,
+                                               elem_id="with-sources")
                 with gr.Row():
                     zip_file = gr.DownloadButton(t("Download .zip"), visible=False, size="sm")
                     html_file = gr.DownloadButton(t("Download .html"), visible=False, size="sm")
@@ -614,20 +617,20 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
 
         open_btn.upload(on_open, [open_btn], [article_id, *outputs], **at_once)
 
-        def on_export(request: gr.Request):
+        def on_export(sources: bool, request: gr.Request):
             s = session_of(request)
             hidden = gr.DownloadButton(visible=False)
             if s.article is None:
                 return status_markdown("Compose an article first."), hidden, hidden, hidden
             try:
-                paths = s.export()
+                paths = s.export(sources=bool(sources))
             except (ImageError, OSError, ValueError) as exc:
                 return status_markdown(f"⚠️ Export failed: {exc}"), gr.skip(), gr.skip(), gr.skip()
             return (status_markdown("Exported."), gr.DownloadButton(value=str(paths["zip"]), visible=True),
                     gr.DownloadButton(value=str(paths["html"]), visible=True),
                     gr.DownloadButton(value=str(paths["json"]), visible=True))
 
-        export_btn.click(on_export, None, [status, zip_file, html_file, json_file], **at_once)
+        export_btn.click(on_export, [with_sources], [status, zip_file, html_file, json_file], **at_once)
 
         # --- the picture library: add, re-sync (with progress), search ------------------------------
         if library is not None:

@@ -714,10 +714,11 @@ class EditorSession:
             return self._export_dir
 
     # --- export ----------------------------------------------------------------------------
-    def export(self) -> dict[str, Path]:
+    def export(self, sources: bool = False) -> dict[str, Path]:
         """Write the current article as a bundle in this session's own temp folder (made on the
         first export, removed by close). Each export gets a fresh folder and the one before is
-        removed, so an export never depends on what an earlier one left."""
+        removed, so an export never depends on what an earlier one left. `sources`: the .md and
+        .html number the passages of the notes each paragraph rests on and list them."""
         article = self.article
         if article is None:
             raise ValueError("compose an article first")
@@ -726,7 +727,7 @@ class EditorSession:
             self._exports += 1
             out = scratch / f"export-{self._exports}"
         try:
-            paths = write_bundle(article, out)
+            paths = write_bundle(article, out, sources=sources)
         except ImageError as exc:
             raise named_image_error(exc) from None
         for old in scratch.glob("export-*"):

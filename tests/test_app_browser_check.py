@@ -42,5 +42,15 @@ def test_a_typed_invention_is_flagged_at_once_and_sources_show_on_a_click(server
     flagged = page.locator("#article .claims").first.inner_text()
     assert "long wings make them deadly to predators" in flagged
     page.screenshot(path=str(screenshot_dir() / "check-typed-invention.png"), full_page=True)
+
+    # Export with the sources ticked: the page lists the writer's passages the article rests on.
+    page.locator("#with-sources input[type=checkbox]").check()
+    w.act("Export", "Exported")
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download .html").click()
+    dl.value.save_as(tmp_path / "article.html")
+    exported = (tmp_path / "article.html").read_text(encoding="utf-8")
+    assert "<h2>Sources</h2>" in exported and "<sup>[1]</sup>" in exported
+    assert "<li>“In autumn the adults gather in sheltered places, where they spend the winter.”</li>" in exported
     assert errors == [], errors
     context.close()
