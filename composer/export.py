@@ -165,14 +165,16 @@ def _escape_chunk(chunk: str) -> str:
     spans = list(_CODE_SPAN.finditer(chunk))
     if any("\n" in m.group(0) for m in spans):
         return _escape_unsafe(_escape_backticks(chunk))
+    # A backtick outside the spans found here is unpaired: escaped, so that no renderer pairs it
+    # another way (python-markdown reads "``word`[t](url)`" as the span "word" and a live link).
     parts: list[str] = []
     pos = 0
     for m in spans:
-        parts.append(_escape_unsafe(chunk[pos:m.start(2)]))
+        parts.append(_escape_unsafe(_escape_backticks(chunk[pos:m.start(2)])))
         span = chunk[m.start(2):m.end()]
         parts.append(_escape_unsafe(_escape_backticks(span)) if _MARKUP_LT.search(m.group(3)) else span)
         pos = m.end()
-    parts.append(_escape_unsafe(chunk[pos:]))
+    parts.append(_escape_unsafe(_escape_backticks(chunk[pos:])))
     return "".join(parts)
 
 
