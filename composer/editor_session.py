@@ -196,12 +196,7 @@ class Proposal:
     @classmethod
     def of(cls, op: str, extra: str, target: tuple[int, str], base: Article, edited: Article) -> Proposal:
         old, new = base.blocks, edited.blocks
-        start = 0
-        while start < min(len(old), len(new)) and old[start] == new[start]:
-            start += 1
-        end = 0
-        while end < min(len(old), len(new)) - start and old[-1 - end] == new[-1 - end]:
-            end += 1
+        start, end = edits.changed_run(old, new)
         removed, added = old[start:len(old) - end], new[start:len(new) - end]
         # Shown at the block it replaces, or for an insert at the block before it (after it when first).
         at = start if removed else max(start - 1, 0)

@@ -73,10 +73,8 @@ def is_sha256(value: object) -> bool:
     return isinstance(value, str) and _SHA256.fullmatch(value) is not None
 
 
-def probe_image(path: str | Path) -> tuple[str, int, int]:
-    """(format, width, height) of an image file, checked as load_image checks it (file size,
-    format, pixel count) from its header alone: nothing is decoded."""
-    path = Path(path)
+def _check_file_size(path: Path) -> int:
+    """The file's size, or an ImageError naming it: missing or unreadable, empty, or too large."""
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -85,6 +83,14 @@ def probe_image(path: str | Path) -> tuple[str, int, int]:
         raise ImageError(path, "empty file")
     if size > MAX_FILE_BYTES:
         raise ImageError(path, f"file too large ({size // (1024 * 1024)} MiB > {MAX_FILE_BYTES // (1024 * 1024)} MiB)")
+    return size
+
+
+def probe_image(path: str | Path) -> tuple[str, int, int]:
+    """(format, width, height) of an image file, checked as load_image checks it (file size,
+    format, pixel count) from its header alone: nothing is decoded."""
+    path = Path(path)
+    _check_file_size(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -133,14 +139,7 @@ def load_image(path: str | Path, draft_size: tuple[int, int] | None = None,
     (much cheaper) when the caller only needs a small version, e.g. for an encoder; `max_side`
     keeps the decoded picture no larger than that (its ref keeps the file's own dimensions)."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ImageError(path, f"cannot read file ({exc.strerror or exc})") from exc
-    if size == 0:
-        raise ImageError(path, "empty file")
-    if size > MAX_FILE_BYTES:
-        raise ImageError(path, f"file too large ({size // (1024 * 1024)} MiB > {MAX_FILE_BYTES // (1024 * 1024)} MiB)")
+    _check_file_size(path)
     try:
         data = path.read_bytes()
     except OSError as exc:

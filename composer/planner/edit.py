@@ -398,18 +398,25 @@ def add_figure(article: Article, after: int, model: ChatModel, *, library: Candi
     yield Event("done", {"article": _splice(article, after + 1, after + 1, [fig])})
 
 
-def rebase(base: Article, edited: Article, current: Article) -> Article | None:
-    """The change from `base` to `edited` (one run of blocks replaced, or blocks inserted) made
-    to `current`, an article other edits have changed since `base`: the replaced blocks are
-    found by content wherever they now are, an insert goes beside the block it followed (or
-    preceded). None when the blocks it replaces are gone or changed."""
-    old, new, now = base.blocks, edited.blocks, current.blocks
+def changed_run(old: Sequence[Block], new: Sequence[Block]) -> tuple[int, int]:
+    """How many blocks at the start and at the end two versions share: what lies between is
+    the one run an edit replaced (or inserted)."""
     start = 0
     while start < min(len(old), len(new)) and old[start] == new[start]:
         start += 1
     end = 0
     while end < min(len(old), len(new)) - start and old[-1 - end] == new[-1 - end]:
         end += 1
+    return start, end
+
+
+def rebase(base: Article, edited: Article, current: Article) -> Article | None:
+    """The change from `base` to `edited` (one run of blocks replaced, or blocks inserted) made
+    to `current`, an article other edits have changed since `base`: the replaced blocks are
+    found by content wherever they now are, an insert goes beside the block it followed (or
+    preceded). None when the blocks it replaces are gone or changed."""
+    old, new, now = base.blocks, edited.blocks, current.blocks
+    start, end = changed_run(old, new)
     removed, added = old[start:len(old) - end], new[start:len(new) - end]
     if removed:
         n = len(removed)
