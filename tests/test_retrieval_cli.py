@@ -7,6 +7,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import argparse
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -70,20 +72,11 @@ def test_search_before_index_and_with_another_encoder_exit_2(tmp_path, tiny_clip
 def test_index_names_each_skipped_file_once_and_survives_a_symlink_loop(tmp_path, tiny_clip_spec, tiny_clip_config):
     """As a writer runs it (a real process, logging as configured there): a symlink loop does not
     crash the index, and every skipped file is named on exactly one line."""
-    import subprocess
-    import sys
-
     (tmp_path / "lib").mkdir()
     folder = make_folder(tmp_path / "lib")
     (folder / "a.jpg").symlink_to("b.jpg")
     (folder / "b.jpg").symlink_to("a.jpg")
-    script = ("import sys, open_clip; open_clip.add_model_config(sys.argv[1]); "
-              "from composer.__main__ import main; sys.exit(main(sys.argv[2:]))")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1"}
-    r = subprocess.run([sys.executable, "-c", script, str(tiny_clip_config), "index", str(folder),
-                        "--encoder", tiny_clip_spec], capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "Traceback" not in r.stderr
+    r = index_with_tiny_clip(folder, tiny_clip_config, tiny_clip_spec)
     skipped = [line for line in r.stderr.splitlines() if "skipped" in line and "added" not in line]
     for name in ("broken.jpg", "a.jpg", "b.jpg"):
         assert sum(f"{folder / name}:" in line for line in skipped) == 1, r.stderr
@@ -94,22 +87,13 @@ def test_a_file_name_that_is_not_utf8_is_skipped_and_named_and_the_rest_indexed(
                                                                               tiny_clip_config):
     """Issue 17, case 4: a library file (and a folder) whose name is not UTF-8 crashed `index`
     with UnicodeEncodeError. As a writer runs it: a real process, exit 0, each named once."""
-    import subprocess
-    import sys
-
     (tmp_path / "lib").mkdir()
     folder = make_folder(tmp_path / "lib")
     raw = os.fsencode(folder)
     Image.new("RGB", (20, 20), (9, 9, 9)).save(raw + b"/caf\xe9.png")  # Latin-1 "café"
     os.mkdir(raw + b"/f\xf6lder")
     Image.new("RGB", (20, 20), (8, 8, 8)).save(raw + b"/f\xf6lder/inside.png")
-    script = ("import sys, open_clip; open_clip.add_model_config(sys.argv[1]); "
-              "from composer.__main__ import main; sys.exit(main(sys.argv[2:]))")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1"}
-    r = subprocess.run([sys.executable, "-c", script, str(tiny_clip_config), "index", str(folder),
-                        "--encoder", tiny_clip_spec], capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "Traceback" not in r.stderr
+    r = index_with_tiny_clip(folder, tiny_clip_config, tiny_clip_spec)
     skipped = [line for line in r.stderr.splitlines() if line.startswith("skipped")]
     assert sum("caf\ufffd.png" in line and "UTF-8" in line for line in skipped) == 1, r.stderr
     assert sum("f\ufffdlder" in line and "UTF-8" in line for line in skipped) == 1, r.stderr
@@ -125,3 +109,16 @@ def test_scan_names_a_non_utf8_file_in_text_that_prints(tmp_path):
     assert [e.rel for e in found] == ["ok.jpg"]
     assert len(skipped) == 1 and "not valid UTF-8" in skipped[0].reason
     str(skipped[0]).encode("utf-8")  # printable on any UTF-8 terminal or log
+
+
+def index_with_tiny_clip(folder, tiny_clip_config, tiny_clip_spec) -> subprocess.CompletedProcess:
+    """`python -m composer index FOLDER` with the tiny open_clip model registered, in a child
+    process; it must finish without a traceback."""
+    script = ("import sys, open_clip; open_clip.add_model_config(sys.argv[1]); "
+              "from composer.__main__ import main; sys.exit(main(sys.argv[2:]))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run([sys.executable, "-c", script, str(tiny_clip_config), "index", str(folder),
+                        "--encoder", tiny_clip_spec], capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    return r
