@@ -29,7 +29,6 @@ from composer.check.claims import (
     marked_sentences,
     sentences,
     summary_line,
-    supported_only,
     texts_of,
 )
 
@@ -37,5 +36,5 @@ __all__ = [
     "NO_MATERIALS_NOTE", "CheckResult", "Claim", "ClaimKind", "Date", "Flag", "FlagKind", "Grounding",
     "SentenceAttribution", "Sources", "annotate", "attribute_article", "attribution_of", "block_labels",
     "check_article", "check_claims", "check_text", "claims_in", "flag_lines", "flags_of", "grounding_of",
-    "keep_supported", "marked_sentences", "note_passages", "sentences", "summary_line", "supported_only", "texts_of",
+    "keep_supported", "marked_sentences", "note_passages", "sentences", "summary_line", "texts_of",
 ]

@@ -801,11 +801,3 @@ def flags_of(article: Article) -> dict[int, list[Flag]]:
     for f in result.flags:
         by_block.setdefault(f.block, []).append(f)
     return by_block
-
-
-def supported_only(text: str, sources: Sources) -> str:
-    """`text` without the sentences that make a claim the sources do not contain (every other
-    character kept as it was)."""
-    flagged = {f.sentence_start for f in check_text(text, sources)[0]}
-    return "".join(text[a:b] + text[b:b + len(text[b:]) - len(text[b:].lstrip())]
-                   for a, b in sentences(text) if a not in flagged).strip()

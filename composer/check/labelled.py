@@ -83,9 +83,6 @@ class Report:
                 found[s.kind] += f
         return {k: (found[k], total[k]) for k in sorted(total)}
 
-    def mistakes(self) -> list[tuple[Labelled, bool, str]]:
-        return [(s, f, r) for s, f, r in self.flagged if f != (s.label == "unsupported")]
-
 
 def evaluate(topics: list[Topic]) -> Report:
     from composer.check import check_article

@@ -98,10 +98,6 @@ def terms(text: str, keep_stopwords: bool = False) -> list[Term]:
     return out
 
 
-def stems(text: str) -> frozenset[str]:
-    return frozenset(t.stem for t in terms(text))
-
-
 def is_chinese(text: str) -> bool:
     cjk = len(_IS_CJK.findall(text))
     return cjk > 0 and cjk >= len(re.findall(r"[^\W\d_]", text)) / 2
