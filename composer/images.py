@@ -86,6 +86,15 @@ def _check_file_size(path: Path) -> int:
     return size
 
 
+def _decode_error(path: str | Path, exc: BaseException) -> ImageError:
+    """What Pillow's failure to read a file means to the writer, naming the file."""
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return ImageError(path, "image too large (decompression bomb)")
+    if isinstance(exc, UnidentifiedImageError):
+        return ImageError(path, "not an image")
+    return ImageError(path, f"corrupt or truncated image ({exc})")
+
+
 def probe_image(path: str | Path) -> tuple[str, int, int]:
     """(format, width, height) of an image file, checked as load_image checks it (file size,
     format, pixel count) from its header alone: nothing is decoded."""
@@ -96,12 +105,9 @@ def probe_image(path: str | Path) -> tuple[str, int, int]:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 fmt, (width, height) = img.format or "?", img.size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(path, "image too large (decompression bomb)") from exc
-    except UnidentifiedImageError as exc:
-        raise ImageError(path, "not an image") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(path, f"corrupt or truncated image ({exc})") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning, UnidentifiedImageError, OSError,
+            SyntaxError, ValueError, EOFError) as exc:
+        raise _decode_error(path, exc) from exc
     _check_header(path, fmt, width, height)
     return fmt, width, height
 
@@ -171,12 +177,9 @@ def decode_image_bytes(data: bytes, name: str | Path = "<bytes>", draft_size: tu
                 img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(name, "image too large (decompression bomb)") from exc
-    except UnidentifiedImageError as exc:
-        raise ImageError(name, "not an image") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(name, f"corrupt or truncated image ({exc})") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning, UnidentifiedImageError, OSError,
+            SyntaxError, ValueError, EOFError) as exc:
+        raise _decode_error(name, exc) from exc
     ref = ImageRef(sha256=digest, path=str(name), width=width, height=height)
     return LoadedImage(ref=ref, image=img, format=fmt)
 
