@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,6 +41,8 @@ from composer.editor_session import (
     picture_options,
 )
 from composer.images import MAX_FILE_BYTES, ImageError, LoadedImage
+from composer.interface_text import LABELS_ZH, interface_language, say, wait_words
+from composer.job_clock import JobClock
 from composer.planner import edit as edits
 from composer.planner.request import RequestError, parse_seed, request_from_json
 from composer.planner.segment import segment
@@ -95,32 +98,14 @@ EDITOR_CSS = """
 
 
 # Interface labels in English and Chinese: the browser's language picks one (keys are the English).
-ZH = {
-    "Title": "标题", "Outline (one point per line)": "提纲（每行一点）",
-    "Materials (facts, notes)": "素材（事实、笔记）",
-    "Style": "风格", "Length (words)": "篇幅（词数）", "Language": "语言", "Pictures": "图片数量", "Seed": "随机种子",
-    "Your photos": "你的照片", "Compose": "撰写", "Stop": "停止", "New article": "新文章",
-    "Open article.json or .zip": "打开 article.json 或 .zip", "Picture library": "图片库",
-    "Add pictures to the library": "向图片库添加图片", "Re-sync the library": "重新同步图片库", "Search": "搜索",
-    "Found": "搜索结果", "Undo": "撤销", "Redo": "重做", "Export": "导出",
-    "Sources in the export": "导出时附上出处", "Download .zip": "下载 .zip",
-    "Download .html": "下载 .html", "Download article.json": "下载 article.json",
-    "Instruction for Rewrite / Expand / Shorten, or what a new paragraph is about":
-        "改写、扩写、缩写的要求，或新段落的内容",
-    "Rewrite": "改写", "Expand": "扩写", "Shorten": "缩写", "Insert before": "在前面插入", "Insert after": "在后面插入",
-    "Add picture after": "在后面加图", "Delete": "删除", "Caption": "图注", "Search library": "搜索图片库",
-    "Remove picture": "移除图片", "Other pictures: click one to use it": "其他图片：点击即可替换",
-    "Rewrite keeping to the materials": "按素材改写", "Your articles": "你的文章", "Open": "打开",
-    "Duplicate": "复制", "Delete article": "删除文章", "Undo delete": "撤销删除",
-    "Accept": "采用", "Try again": "重试", "Discard": "放弃",
-}
-I18N = gr.I18n(en={key: key for key in ZH}, zh=ZH)
+I18N = gr.I18n(en={key: key for key in LABELS_ZH}, zh=LABELS_ZH)
 t = I18N
 
 
-def status_markdown(text: str) -> str:
-    # Status text can hold model or writer text: it is shown as text, never as markup.
-    return html.escape(text)
+def status_markdown(text: str, language: str = "en") -> str:
+    # Status text can hold model or writer text: it is shown as text, never as markup. It is
+    # said in the writer's language (the labels' translation is the browser's, this the server's).
+    return html.escape(say(text, language))
 
 
 def draft_html(text: str) -> str:
@@ -137,13 +122,13 @@ def draft_html(text: str) -> str:
     return f'<div class="draft">{"".join(parts)}</div>'
 
 
-def claims_html(flags) -> str:
+def claims_html(flags, language: str = "en") -> str:
     """The sentences of a paragraph that the materials do not support, the claims marked. Model
     text is escaped piece by piece; only our <mark> tags are markup."""
     rows = ["".join(f"<mark>{html.escape(text)}</mark>" if flagged else html.escape(text) for text, flagged in pieces)
             for pieces in marked_sentences(flags)]
     claims = ", ".join(dict.fromkeys(html.escape(f.claim) for f in flags))
-    return (f'<div class="claims"><span class="claims-label">Not in your materials:</span> {claims}'
+    return (f'<div class="claims"><span class="claims-label">{say("Not in your materials:", language)}</span> {claims}'
             + "".join(f"<blockquote>{row}</blockquote>" for row in rows) + "</div>")
 
 
@@ -157,7 +142,7 @@ def check_verdicts(article: Article | None) -> tuple:
     return flags, tuple((a.block, a.index, a.status) for a in sentences)
 
 
-def sources_html(article: Article, index: int) -> str:
+def sources_html(article: Article, index: int, language: str = "en") -> str:
     """Where a paragraph's sentences come from: each supported sentence with the passage of the
     writer's notes it rests on, folded away until clicked. All text escaped."""
     sentences, passages = attribution_of(article)
@@ -168,12 +153,13 @@ def sources_html(article: Article, index: int) -> str:
         return ""
     items = "".join(f"<li>{html.escape(text)}<blockquote>{html.escape(source)}</blockquote></li>"
                     for text, source in rows)
-    return f'<details class="sources"><summary>Sources ({len(rows)})</summary><ul>{items}</ul></details>'
+    summary = html.escape(say(f"Sources ({len(rows)})", language))
+    return f'<details class="sources"><summary>{summary}</summary><ul>{items}</ul></details>'
 
 
-def proposal_html(p: Proposal) -> str:
+def proposal_html(p: Proposal, language: str = "en") -> str:
     """The model's new text, to read beside the old: escaped, as paragraphs."""
-    label = "New paragraph" if not p.old else "New text"
+    label = say("New paragraph" if not p.old else "New text", language)
     body = "".join(f"<p>{html.escape(b.text)}</p>" for b in p.new if isinstance(b, Paragraph))
     return f'<div class="proposal-text"><span class="proposal-label">{label}:</span>{body}</div>'
 
@@ -190,12 +176,15 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
     def session_of(request: gr.Request) -> EditorSession:
         s = sessions.get(request.session_hash)
         s.user = request.username  # with --auth, the articles it makes are this user's alone
+        # The language the browser asks for, as its labels follow it: status lines are said in it.
+        s.language = interface_language(request.headers.get("accept-language"))
         return s
 
     # Pictures are handed to Gradio from a folder of their own: the data folder is never one that
     # Gradio serves by path (it holds article.json, history.json and the browser secret).
     shown_files = ShownFiles()
     writers = WriterArticles(workspace)
+    job_clock = JobClock()  # how long model jobs take here, for a waiting writer's estimate
 
     with gr.Blocks(title="composer", delete_cache=(3600, 24 * 3600)) as demo:
         article_id = gr.BrowserState(None, storage_key="composer-article", secret=workspace.browser_secret())
@@ -204,8 +193,8 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         # (tab, version) of the article the view shows: the view redraws when it changes. The
         # article itself stays in the tab's session; a State holds only this small token.
         shown = gr.State(None)
-        def header_text() -> str:
-            return f"# composer\nIllustrated articles. {services.describe()}"
+        def header_text(language: str = "en") -> str:
+            return say(f"# composer\nIllustrated articles. {services.describe()}", language)
 
         # Drawn again on each page load and library change: it counts the library's pictures.
         header = gr.Markdown(header_text(), elem_id="header")
@@ -245,7 +234,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                                               file_types=["image"], type="filepath")
                         resync_btn = gr.Button(t("Re-sync the library"), size="sm")
                         with gr.Row():
-                            library_query = gr.Textbox(placeholder="Search the library by text", show_label=False,
+                            library_query = gr.Textbox(placeholder=t("Search the library by text"), show_label=False,
                                                        container=False, scale=3)
                             library_search_btn = gr.Button(t("Search"), size="sm", scale=1)
                         library_hits = gr.Gallery(label=t("Found"), columns=4, height=220, allow_preview=True,
@@ -273,8 +262,9 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                         article = s.article if s is not None else None
                         uploads = s.uploads if s is not None else []
                         proposal_at = s.proposal_at() if s is not None else None
+                        lang = s.language if s is not None else "en"
                         if article is None:
-                            gr.Markdown("The article appears here.", elem_classes="empty-article")
+                            gr.Markdown(say("The article appears here.", lang), elem_classes="empty-article")
                             return
                         gr.HTML(title_html(article), container=False)
                         flagged = flags_of(article)
@@ -289,27 +279,27 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                             ident = (key, seen[key])
                             seen[key] += 1
                             if isinstance(b, Figure):
-                                figure_view(i, key, b, ident, article, uploads)
+                                figure_view(i, key, b, ident, article, uploads, lang)
                             else:
-                                paragraph_view(i, key, b, article, flagged.get(i, []), ident)
+                                paragraph_view(i, key, b, article, flagged.get(i, []), ident, lang)
                             if s is not None and s.proposal is not None and proposal_at == i:
-                                proposal_view(s.proposal)
+                                proposal_view(s.proposal, lang)
 
         outputs = [status, draft, shown, photo_report]  # what every article event updates
 
         def photo_lines(s: EditorSession) -> str:
-            return "\n".join(f"- {html.escape(p.name)}: {html.escape(p.describe())}"
+            return "\n".join(f"- {html.escape(p.name)}: {html.escape(say(p.describe(), s.language))}"
                              for p in photo_statuses(s.article, s.uploads))
 
         def view(s: EditorSession, message: str):
-            return status_markdown(message), "", (s.key, s.version), photo_lines(s)
+            return status_markdown(message, s.language), "", (s.key, s.version), photo_lines(s)
 
         def show(s: EditorSession, update: Update):
             """One step of a running job: the text streams into the draft above the article;
             the article view changes only when the job has changed the article."""
             if update.article_changed or update.error:
                 return view(s, update.status)
-            return (status_markdown(update.status),
+            return (status_markdown(update.status, s.language),
                     draft_html(update.draft) if update.draft is not None else gr.skip(), gr.skip(), gr.skip())
 
         # --- one block's controls (built by the render above, for this version) ----------------
@@ -329,7 +319,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                 # ...unless the check says something new of the article: a flag must show at once.
                 same_check = check_verdicts(s.article) == verdicts
                 if not redraw and not update.error and s.version - before <= 1 and same_blocks and same_check:
-                    return status_markdown(update.status), "", gr.skip(), photo_lines(s)
+                    return status_markdown(update.status, s.language), "", gr.skip(), photo_lines(s)
                 return view(s, update.status)
 
             return handler
@@ -337,21 +327,21 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         def model_button(button: gr.Button, op: str, index: int, key: str) -> None:
             """A model edit first says whether it waits for another writer's job, so the status
             is never a stale line under Gradio's queue counter; then it joins the model's queue."""
-            button.click(waiting, None, status, **at_once).then(model_job(op, index, key), [instruction], outputs,
-                                                               **model_queue)
+            button.click(waiting("edit"), None, status, **at_once).then(
+                model_job(op, index, key), [instruction], outputs, **model_queue)
 
         def model_job(op: str, index: int, key: str):
             def handler(extra, request: gr.Request):
                 s = session_of(request)
-                for update in s.model_edit(op, index, extra or "", services, key, preview=True):
+                for update in timed("edit", s, s.model_edit(op, index, extra or "", services, key, preview=True)):
                     yield show(s, update)
 
             return handler
 
         # --- a model edit shown beside the old text: nothing changes until Accept ----------------
-        def proposal_view(p: Proposal):
+        def proposal_view(p: Proposal, lang: str):
             with gr.Group(elem_classes=["c-block", "proposal"]):
-                gr.HTML(proposal_html(p), container=False)
+                gr.HTML(proposal_html(p, lang), container=False)
                 with gr.Row(elem_classes=["block-tools"]):
                     accept = gr.Button(t("Accept"), size="sm", variant="primary", elem_classes=["accept"])
                     again = gr.Button(t("Try again"), size="sm")
@@ -368,14 +358,16 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
             def on_again(request: gr.Request, p=p):
                 s = session_of(request)
                 s.discard()
-                for update in s.model_edit(p.op, p.target[0], p.extra, services, p.target[1], preview=True):
+                for update in timed("edit", s, s.model_edit(p.op, p.target[0], p.extra, services, p.target[1],
+                                                             preview=True)):
                     yield show(s, update)
 
             accept.click(on_accept, None, outputs, **at_once)
             discard.click(on_discard, None, outputs, **at_once)
-            again.click(waiting, None, status, **at_once).then(on_again, None, outputs, **model_queue)
+            again.click(waiting("edit"), None, status, **at_once).then(on_again, None, outputs, **model_queue)
 
-        def paragraph_view(i: int, key: str, p: Paragraph, article: Article, flags, ident: tuple[str, int]):
+        def paragraph_view(i: int, key: str, p: Paragraph, article: Article, flags, ident: tuple[str, int],
+                           lang: str):
             with gr.Group(elem_classes=["c-block", "c-heading" if p.is_heading else "c-paragraph"]):
                 text = gr.Textbox(p.text, show_label=False, lines=1 if p.is_heading else 2, max_lines=40,
                                   key=("text", *ident), elem_classes=["block-text"], container=False,
@@ -400,26 +392,27 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                         plain(i, key, lambda a, idx, _: edits.delete_block(a, idx), "Paragraph deleted."),
                         [instruction], outputs,
                         **at_once)
-                sources = sources_html(article, i)
+                sources = sources_html(article, i, lang)
                 if sources:  # the writer's passages behind each supported sentence, on a click
                     gr.HTML(sources, container=False)
                 if flags:  # claims the materials do not support, and the one click that fixes them
-                    gr.HTML(claims_html(flags), container=False)
+                    gr.HTML(claims_html(flags, lang), container=False)
                     if not p.is_heading:
                         b = gr.Button(t("Rewrite keeping to the materials"), size="sm",
                                       elem_classes=["ground"])
                         model_button(b, "ground", i, key)
 
         def figure_view(i: int, key: str, f: Figure, ident: tuple[str, int], article: Article,
-                        uploads: list[LoadedImage]):
+                        uploads: list[LoadedImage], lang: str):
             with gr.Group(elem_classes=["c-block", "c-figure"]):
                 if f.image is not None:
                     gr.Image(shown_files.path(f.image.path), show_label=False, interactive=False, height=320,
                              elem_classes=["figure-image"], buttons=[])
                 else:
-                    gr.Markdown("**Empty slot**: click one of its candidates below to fill it." if f.candidates else
-                                "**Empty slot**: no picture matched. Search the library with a caption, add "
-                                "photos and Add picture again, or remove the slot.", elem_classes=["empty-slot"])
+                    gr.Markdown(say("**Empty slot**: click one of its candidates below to fill it." if f.candidates else
+                                    "**Empty slot**: no picture matched. Search the library with a caption, add "
+                                    "photos and Add picture again, or remove the slot.", lang),
+                                elem_classes=["empty-slot"])
                 caption = gr.Textbox(f.caption, label=t("Caption"), show_label=False, container=False,
                                      placeholder="Caption", lines=1,
                                      elem_classes=["caption"], interactive=True)
@@ -449,7 +442,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                             thumb.click(pick, None, outputs, **at_once)
                 with gr.Row(elem_classes=["block-tools"]):
                     if library is not None:
-                        query = gr.Textbox(placeholder="Search the library by other words", show_label=False,
+                        query = gr.Textbox(placeholder=t("Search the library by other words"), show_label=False,
                                            container=False, scale=3, interactive=True)
                         search = gr.Button(t("Search library"), size="sm")
 
@@ -498,9 +491,9 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                 # The whole job comes back: the request it was written from and the writer's photos.
                 return (s.article_id, *view(s, " ".join(filter(None, ["Your article is back. Keep editing.",
                                                                       s.resume_note]))),
-                        *job_values(s), header_text(), token, articles_of(s))
+                        *job_values(s), header_text(s.language), token, articles_of(s))
             return (s.article_id or saved_id, *view(s, "Fill in a title and press Compose."),
-                    *[gr.skip()] * len(request_fields), header_text(), token, articles_of(s))
+                    *[gr.skip()] * len(request_fields), header_text(s.language), token, articles_of(s))
 
         demo.load(on_load, [article_id, writer_token],
                   [article_id, *outputs, *request_fields, header, writer_token, articles_list], **at_once)
@@ -509,7 +502,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         def on_article_open(chosen, request: gr.Request):
             s = session_of(request)
             if not chosen or s.owner is None or not writers.owns(s.owner[1], chosen):
-                return (gr.skip(), status_markdown("Choose one of your articles first."), *[gr.skip()] * 3,
+                return (gr.skip(), status_markdown("Choose one of your articles first.", s.language), *[gr.skip()] * 3,
                         *[gr.skip()] * len(request_fields), gr.skip())
             s.start_new()
             if not s.resume(chosen):
@@ -525,7 +518,8 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         def on_article_delete(chosen, request: gr.Request):
             s = session_of(request)
             if not chosen or s.owner is None or not writers.delete(s.owner[1], chosen):
-                return gr.skip(), status_markdown("Choose one of your articles first."), *[gr.skip()] * 3, gr.skip()
+                return (gr.skip(), status_markdown("Choose one of your articles first.", s.language),
+                        *[gr.skip()] * 3, gr.skip())
             s.last_deleted = chosen
             if s.article_id == chosen:
                 s.start_new()
@@ -536,9 +530,9 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
             s = session_of(request)
             gone = s.last_deleted
             if not gone or s.owner is None or not writers.restore(s.owner[1], gone):
-                return status_markdown("Nothing to bring back."), gr.skip()
+                return status_markdown("Nothing to bring back.", s.language), gr.skip()
             s.last_deleted = None
-            return status_markdown("Brought back to your articles."), articles_of(s)
+            return status_markdown("Brought back to your articles.", s.language), articles_of(s)
 
         def on_articles_shown(request: gr.Request):
             return articles_of(session_of(request))
@@ -557,10 +551,28 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         demo.unload(on_unload)
 
         # --- compose -------------------------------------------------------------------------
-        def waiting(request: gr.Request):
-            session_of(request).prepare_job()
-            return status_markdown("Waiting for the model (another writer is using it)…" if services.model.busy
-                                   else "Starting…")
+        def waiting(kind: str):
+            """Said as a writer's model job is asked for, before it joins the model's queue: that it
+            starts, or how long another writer's job will keep it waiting (from how long jobs have
+            taken on this server), never a stale line under Gradio's queue counter."""
+            def handler(request: gr.Request):
+                s = session_of(request)
+                s.prepare_job()
+                wait = job_clock.announce(s.key or request.session_hash, kind)
+                if wait is None:
+                    return status_markdown("Starting…", s.language)
+                return status_markdown(f"Waiting for another writer's article — {wait_words(wait)}.", s.language)
+
+            return handler
+
+        def timed(kind: str, s: EditorSession, updates: Iterator[Update]) -> Iterator[Update]:
+            """A model job's updates, timed for the next writer's wait (a stopped or failed job is
+            not kept as a measure)."""
+            with job_clock.job(s.key or "", kind) as timing:
+                for update in updates:
+                    if update.error or s.stop_event.is_set():
+                        timing.keep = False
+                    yield update
 
         def on_compose(title_, outline_, materials_, style_, length_, language_, count_, files, seed_,
                        request: gr.Request):
@@ -572,7 +584,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
             except RequestError as exc:
                 yield s.article_id, *show(s, Update(f"⚠️ {exc}", error=True))
                 return
-            for update in s.compose(fields, files or [], services, seed=seed):
+            for update in timed("compose", s, s.compose(fields, files or [], services, seed=seed)):
                 yield s.article_id, *show(s, update)
 
         def on_photos(files, request: gr.Request):
@@ -582,7 +594,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
             try:
                 s.set_uploads(files or [])
             except ImageError as exc:
-                return status_markdown(f"⚠️ {exc}"), gr.skip(), gr.skip(), gr.skip()
+                return status_markdown(f"⚠️ {exc}", s.language), gr.skip(), gr.skip(), gr.skip()
             s.touch()
             return view(s, f"{len(s.uploads)} of your photos ready." if s.uploads else "No photos of yours.")
 
@@ -590,7 +602,7 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
         photos.clear(on_photos, [photos], outputs, **at_once)
 
         compose_inputs = [title, outline, materials, style, length, language, count, photos, seed]
-        compose_btn.click(waiting, None, status, **at_once).then(
+        compose_btn.click(waiting("compose"), None, status, **at_once).then(
             on_compose, compose_inputs, [article_id, *outputs], **model_queue)
         def on_stop(request: gr.Request):
             session_of(request).stop()
@@ -642,13 +654,13 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
 
         # --- the picture library: add, re-sync (with progress), search ------------------------------
         if library is not None:
-            def sync(progress=gr.Progress()):
+            def sync(request: gr.Request, progress=gr.Progress()):
                 def step(p):
                     progress((p.done, p.total), desc="Indexing pictures")
 
                 report = library.sync(progress=step)
                 return (html.escape(f"{library_summary(library)} (last sync: {report.summary()})"),
-                        header_text())
+                        header_text(session_of(request).language))
 
             def on_library_add(paths, progress=gr.Progress()):
                 if not paths:

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from composer.interface_text import LABELS_ZH
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -109,27 +111,32 @@ class EditorPage:
     STATUS = "#status"
     ARTICLE = "#article"
 
-    def __init__(self, page, url: str):
+    def __init__(self, page, url: str, language: str = "en"):
         self.page = page
+        self.language = language  # the browser's: the editor's labels are in it
         self.page.goto(url)
         self.page.wait_for_selector(self.STATUS)
 
     def status(self) -> str:
         return self.page.locator(self.STATUS).inner_text()
 
+    def label(self, english: str) -> str:
+        """A control's label as this page shows it."""
+        return LABELS_ZH.get(english, english) if self.language == "zh" else english
+
     def fill_request(self, title: str, outline: str = "Opening\nThe espresso\nThe café cat",
                      materials: str = "The café opens at seven. A tabby cat sleeps on the window seat.",
                      length: int | None = None, pictures: str | None = None, photos: Sequence[str] = ()) -> None:
         page = self.page
-        page.get_by_label("Title", exact=True).fill(title)
-        page.get_by_label("Outline (one point per line)").fill(outline)
-        page.get_by_label("Materials (facts, notes)").fill(materials)
+        page.get_by_label(self.label("Title"), exact=True).fill(title)
+        page.get_by_label(self.label("Outline (one point per line)")).fill(outline)
+        page.get_by_label(self.label("Materials (facts, notes)")).fill(materials)
         if length is not None:
-            box = page.get_by_label("number input for Length (words)")
+            box = page.locator("#length input[type=number]")
             box.fill(str(length))
             box.press("Enter")
         if pictures is not None:
-            page.get_by_label("Pictures", exact=True).click()
+            page.get_by_label(self.label("Pictures"), exact=True).click()
             page.get_by_role("option", name=pictures, exact=True).click()
         if photos:
             page.locator("#photos input[type=file]").set_input_files(list(photos))
@@ -138,7 +145,7 @@ class EditorPage:
     def start_compose(self, timeout_s: float = 300) -> None:
         """Press Compose and wait until it has begun (the status leaves the previous result)."""
         before = self.status()
-        self.page.get_by_role("button", name="Compose", exact=True).click()
+        self.page.get_by_role("button", name=self.label("Compose"), exact=True).click()
         if self.finished():
             # Wait for the previous result's words to go: Gradio's pending timer ("0.1s") is
             # prefixed to the same words first, which is not yet the new job.
@@ -150,7 +157,7 @@ class EditorPage:
         """The last compose or edit has ended: done, stopped, or a visible error (ours start
         with ⚠; Gradio marks a handler that raised with "Error" over the status line)."""
         text = self.status()
-        return "Done" in text or "⚠" in text or "Stopped" in text or self.failed()
+        return any(word in text for word in ("Done", "⚠", "Stopped", "完成", "已停止")) or self.failed()
 
     def failed(self) -> bool:
         return self.status().lstrip().startswith("Error")
@@ -167,7 +174,7 @@ class EditorPage:
         self.fill_request(title, **request)
         self.start_compose(timeout_s)
         status = self.wait_done(timeout_s)
-        if "Done" in status:  # the article view redraws just after the status says so
+        if "Done" in status or "完成" in status:  # the article view redraws just after the status says so
             self.wait_until(lambda: self.page.locator(f"{self.ARTICLE} .article-title").count() == 1
                             and self.page.locator(f"{self.ARTICLE} .article-title").inner_text() == title.strip())
         return status

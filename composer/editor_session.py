@@ -232,6 +232,7 @@ class EditorSession:
         self._prepared = False
         self._exports = 0
         self.closed = False
+        self.language = "en"  # the interface language its browser asks for (composer.interface_text)
         # Counts changes to what the article view shows, so a view knows when to redraw.
         self.version = 0
         self.key: str | None = None  # the registry's name for this session (a browser tab)
