@@ -86,8 +86,8 @@ def test_a_server_that_is_down_is_skipped_for_the_next_one(engine):
     assert gen.workers == 2
     for seed in range(3):
         assert gen.generate("a capsule", gen.size, seed=seed)
-    health = {h["url"]: h for h in gen.pool.health()}
-    assert health[engine.url]["served"] == 3
+    assert len(engine.bodies) == 3
+    assert gen.model == "loopback-sd-turbo"  # the first model the live server lists, for the provenance
 
 
 def test_an_engine_that_dies_gives_a_clear_error():

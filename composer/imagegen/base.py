@@ -48,11 +48,15 @@ class ImageGenerator(Protocol):
     model it runs ("" when it names none), `size` the pictures' default size and `workers` how
     many requests it serves at once (its servers: the app's queue for generation jobs)."""
 
-    name: str
     engine: str
     model: str
     size: Size
     workers: int
+
+    @property
+    def name(self) -> str:
+        """The engine, model and servers, for a status line and article.json."""
+        ...
 
     def generate(self, prompt: str, size: Size, seed: int, n: int = 1, negative_prompt: str = "") -> list[bytes]:
         """`n` encoded pictures (PNG or JPEG bytes, checked to decode) for `prompt`, the same

@@ -37,7 +37,10 @@ class EngineClient(ABC):
         self.model = spec.model or ""
         self.size = spec.size
         self.workers = len(spec.urls)
-        self.name = f"{self.engine}:{self.model or 'default model'}@{','.join(spec.urls)}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.engine}:{self.model or 'default model'}@{','.join(self.spec.urls)}"
 
     def generate(self, prompt: str, size: Size, seed: int, n: int = 1, negative_prompt: str = "") -> list[bytes]:
         prompt = " ".join(prompt.split())

@@ -25,21 +25,30 @@ _CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
 
 
 def _words(text: str, limit: int) -> str:
-    words = " ".join(printable(text).split()).split(" ")
-    short = " ".join(words[:limit])
-    return short.rstrip(" ,;:.") + ("…" if len(words) > limit else "")
+    words = " ".join(printable(text).replace("…", " ").split()).split(" ")
+    return " ".join(words[:limit]).rstrip(" ,;:.")
 
 
-def prompt_for(caption: str, title: str, style: str = "", query: str = "") -> str:
+def _english(text: str) -> str:
+    return "" if _CJK.search(text) else text
+
+
+def prompt_for(caption: str, title: str, style: str = "", query: str = "", section: str = "") -> str:
     """What the slot is about, for an engine: its caption (or the English query where the caption
-    is not English), the article's title as context, and its style when it says one."""
+    is not English), the subject of its section (a heading's words before any colon), the
+    article's title as context, and the first clause of its style."""
     subject = query if (query and _CJK.search(caption)) else caption
     subject = _words(subject, MAX_SUBJECT_WORDS) or _words(title, MAX_SUBJECT_WORDS)
-    parts = [subject, "editorial illustration"]
-    if title.strip() and not _CJK.search(title):
+    parts = [subject]
+    topic = _words(_english(section).split(":")[0], 8)
+    if topic and topic.lower() not in subject.lower():
+        parts.append(topic)
+    parts.append("editorial illustration")
+    if _english(title).strip():
         parts.append(f"for an article about {_words(title, 12)}")
-    if style.strip() and not _CJK.search(style):
-        parts.append(f"{_words(style, MAX_STYLE_WORDS)} mood")
+    clause = _words(re.split(r"[;,.]", _english(style))[0], MAX_STYLE_WORDS)
+    if clause:
+        parts.append(f"{clause} tone")
     parts.append("detailed, natural light")
     return ", ".join(parts)[:MAX_PROMPT_CHARS]
 

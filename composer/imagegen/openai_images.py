@@ -9,12 +9,32 @@ from typing import Any
 
 from composer.imagegen.base import Size
 from composer.imagegen.client import EngineClient
+from composer.model.base import ModelError
 
 PATH = "/v1/images/generations"
+MODELS_TIMEOUT = 10.0
 
 
 class OpenAIImages(EngineClient):
     engine = "openai-images"
+    _asked = False
+
+    def generate(self, prompt: str, size: Size, seed: int, n: int = 1, negative_prompt: str = "") -> list[bytes]:
+        if not self.model and not self._asked:
+            self._ask_model()
+        return super().generate(prompt, size, seed, n, negative_prompt)
+
+    def _ask_model(self) -> None:
+        """The provenance names the model: the one the spec gives, else the first the server
+        lists (vLLM-Omni and LocalAI list theirs; an engine that lists none leaves it unnamed)."""
+        self._asked = True
+        try:
+            data = self.pool.request_json("GET", "/v1/models", None, MODELS_TIMEOUT, first=True).get("data")
+        except ModelError:
+            return
+        first = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+        if isinstance(first.get("id"), str) and first["id"].strip():
+            self.model = first["id"].strip()[:200]
 
     def request(self, prompt: str, size: Size, seed: int, n: int, negative_prompt: str) -> tuple[str, dict]:
         body: dict[str, Any] = {"prompt": prompt, "n": n, "size": str(size), "response_format": "b64_json",
