@@ -445,7 +445,7 @@ def assemble(run: Run, article: Article, slots: Slots, selection: Selection) -> 
         metadata["uploads"] = uploads
     if run.illustrator is not None:
         metadata["imagegen"] = {"engine": run.illustrator.generator.name, "failed": [
-            {"where": paragraph_label(slots.paragraphs, slot), "reason": reason}
+            {"where": f"after {paragraph_label(slots.paragraphs, slot)}", "reason": reason}
             for slot, reason in run.generated_failed.items()]}
     # What each picture is known to show, so that its caption is checked against that too.
     described = dict(zip((u.ref.sha256 for u in run.uploads), run.descriptions))
