@@ -383,6 +383,8 @@ def generate_pictures(run: Run, slots: Slots, selection: Selection, illustrator:
             run.generated_failed[slot] = reason
             yield Event("warning", {"message": f"no picture was generated after {where}: {reason}; "
                                                "the slot is left empty"})
+            # An empty slot the writer can Generate again in the editor.
+            out.setdefault(slot, Figure(image=None, caption=caption, alt=caption, source="none"))
             continue
         before = out.get(slot)
         out[slot] = Figure(image=ref, caption=caption, alt=caption, source="generated",
