@@ -49,9 +49,13 @@ class ImageGenerator(Protocol):
     many requests it serves at once (its servers: the app's queue for generation jobs)."""
 
     engine: str
-    model: str
     size: Size
     workers: int
+
+    @property
+    def model(self) -> str:
+        """The model the engine runs, as it or the spec names it ("" when neither does)."""
+        ...
 
     @property
     def name(self) -> str:
