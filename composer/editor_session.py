@@ -615,7 +615,7 @@ class EditorSession:
             "after": lambda: edits.insert_paragraph(article, index, "after", extra, model, seed=seed),
             "add_picture": lambda: edits.add_figure(article, index, model, library=services.pictures,
                                                     uploads=self._uploads, encoder=services.encoder,
-                                                    caption=extra or None),
+                                                    caption=extra or None, blank=services.imagegen is not None),
             "ground": lambda: edits.keep_to_materials(article, index, model, seed=seed),
         }
         text = ""

@@ -60,19 +60,20 @@ def test_compose_in_the_editor_fills_the_slot_and_regenerate_gives_a_new_seed(tm
     services.model.close()
 
 
-def test_an_empty_slot_gets_generate_with_the_figures_own_prompt(tmp_path, engine):
+def test_add_picture_with_an_engine_adds_a_slot_that_generate_fills(tmp_path, engine):
     services = services_for(engine.url)
     s = composed(tmp_path, services)
     i, fig = figure_at(s)
     s.edit(lambda a, at: edits.remove_figure(a, at), i)
-    slot = Figure(None, "A rocket on its pad")
-    s.edit(lambda a, at: a.with_blocks(a.blocks[:at] + (slot,) + a.blocks[at:]), i)
+    [*_, added] = s.model_edit("add_picture", i - 1, "A rocket on its pad", services)  # no library, no photos
+    assert added.article_changed, added.status
     i, empty = figure_at(s)
-    assert empty.image is None
+    assert empty.image is None and empty.caption == "A rocket on its pad"
     prompt = figure_prompt(s.article, i)
     assert prompt.startswith("A rocket on its pad, editorial illustration")
     [*_, done] = s.generate(i, "", services, key=block_key(empty))
     assert figure_at(s)[1].source == "generated", done.status
+    assert figure_at(s)[1].generated.prompt == prompt
     services.model.close()
 
 

@@ -360,15 +360,16 @@ def set_caption(article: Article, index: int, caption: str) -> Article:
 
 def add_figure(article: Article, after: int, model: ChatModel, *, library: CandidateSource | None = None,
                uploads: Sequence[LoadedImage] = (), encoder: ImageTextEncoder | None = None, caption: str | None = None,
-               seed: int | None = None) -> Iterator[Event]:
+               seed: int | None = None, blank: bool = False) -> Iterator[Event]:
     """A new picture after paragraph `after`: captioned by the model (unless a caption is given),
-    filled from the writer's unused uploads or from the library."""
+    filled from the writer's unused uploads or from the library. `blank` (an image engine is
+    there to Generate one): with nothing to fill it, the slot is added empty rather than refused."""
     para = _paragraph_at(article, after)
     if para.is_heading:
         raise EditError("pictures go after paragraphs, not headings")
     if after + 1 < len(article.blocks) and isinstance(article.blocks[after + 1], Figure):
         raise EditError("this paragraph already has a picture")
-    if library is None and not uploads:
+    if library is None and not uploads and not blank:
         raise EditError("no pictures to choose from: upload some or open a library")
     prompts = prompts_for(model.dialect)
     paragraphs = article.paragraphs
@@ -401,6 +402,8 @@ def add_figure(article: Article, after: int, model: ChatModel, *, library: Candi
         if found:
             fig = Figure(image=found[0].image, caption=caption, alt=caption, source="library",
                          candidates=tuple(found))
+    if fig is None and blank:
+        fig = Figure(image=None, caption=caption, alt=caption, source="none")
     if fig is None:
         raise EditError("no unused picture left to add")
     yield Event("figure", {"slot": after, "figure": fig})
