@@ -76,7 +76,12 @@ EDITOR_CSS = """
 #article .empty-slot { color: #8a3b12; }
 #article .generated-badge { display: inline-block; font: 600 0.75rem/1.4 system-ui, sans-serif; color: #fff;
   background: #5b4a8a; border-radius: 3px; padding: 0 0.4rem; margin: 0.2rem 0; }
-#article .candidates .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important; }
+#article .candidates { gap: 0.5rem; flex-wrap: wrap; }
+#article .candidates button.thumb { flex: 0 0 auto; min-width: 0; display: flex; flex-direction: column;
+  gap: 0.2rem; padding: 0.25rem; font-size: 0.8rem; font-weight: 400; max-width: 8.5rem; }
+#article .candidates button.thumb img { width: 8rem; height: 6rem; object-fit: cover; border-radius: 3px;
+  margin: 0; }
+#article .candidates-label { font-size: 0.85rem; color: #6b655c; }
 #article .claims { font-size: 0.9rem; color: #6b4a12; background: #fff8e6; border-left: 3px solid #e0a526;
   padding: 0.3rem 0.6rem; margin: 0.2rem 0 0.3rem; }
 #article .proposal { background: #f3f8f1; border-left: 3px solid #6aa84f !important; padding: 0.3rem 0.6rem; }
@@ -434,22 +439,25 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                                    redraw=False),
                              [caption], outputs,
                              **at_once)
-                # The writer's other photos first, then the library's candidates, by file name.
-                # The writer's other photos first, then the library's candidates, by file name.
+                # The writer's other photos first, then the library's candidates, by file name: one
+                # thumbnail button each. Not a gr.Gallery: when a redraw puts another block where a
+                # gallery was (Undo of Remove picture, Delete), Gradio's front end hands the old
+                # gallery the new block's text before dropping it, and the gallery throws
+                # ("M(...).map is not a function"), leaving the pane half drawn. A button takes any value.
                 options = picture_options(article, i, uploads)
                 if options:
-                    gallery = gr.Gallery([(shown_files.path(o.ref.path), picture_name(article, o.ref))
-                                          for o in options], label=t("Other pictures: click one to use it"),
-                                         columns=6, height=150, allow_preview=False, object_fit="cover",
-                                         elem_classes=["candidates"], buttons=[])
+                    gr.Markdown(t("Other pictures: click one to use it"), elem_classes=["candidates-label"])
+                    with gr.Row(elem_classes=["candidates"]):
+                        for o in options:
+                            thumb = gr.Button(picture_name(article, o.ref), icon=shown_files.path(o.ref.path),
+                                              size="sm", elem_classes=["thumb"])
 
-                    def pick(evt: gr.SelectData, request: gr.Request, index=i, key=key, options=options):
-                        s = session_of(request)
-                        chosen = options[int(evt.index)]
-                        return view(s, s.edit(lambda a, at: edits.use_picture(a, at, chosen.ref, chosen.source),
-                                              index, key, "Picture swapped.").status)
+                            def pick(request: gr.Request, index=i, key=key, chosen=o):
+                                s = session_of(request)
+                                return view(s, s.edit(lambda a, at: edits.use_picture(a, at, chosen.ref, chosen.source),
+                                                      index, key, "Picture swapped.").status)
 
-                    gallery.select(pick, None, outputs, **at_once)
+                            thumb.click(pick, None, outputs, **at_once)
                 with gr.Row(elem_classes=["block-tools"]):
                     if library is not None:
                         query = gr.Textbox(placeholder="Search the library by other words", show_label=False,
