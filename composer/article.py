@@ -49,6 +49,25 @@ class Paragraph:
 
 
 @dataclass(frozen=True)
+class Generated:
+    """Where a generated picture came from (EU AI Act Art. 50: a generated picture says so): the
+    engine's API and model, the prompt and negative prompt it was given, the seed and the size.
+    Read back from article.json, every field is checked for its type (see _generated_from_dict)."""
+
+    engine: str  # "openai-images" or "a1111"
+    model: str  # the model the engine named or was asked for ("" when it said none)
+    prompt: str
+    seed: int
+    width: int
+    height: int
+    negative_prompt: str = ""
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+@dataclass(frozen=True)
 class Figure:
     """A picture slot. `image` is None while the slot is empty (no image could be found).
     `query` is the text the encoder matched when it differs from the caption (an English query
@@ -57,9 +76,10 @@ class Figure:
     image: ImageRef | None
     caption: str = ""
     alt: str = ""
-    source: Literal["upload", "library", "none"] = "none"
+    source: Literal["upload", "library", "generated", "none"] = "none"
     candidates: tuple[Candidate, ...] = ()
     query: str = ""
+    generated: Generated | None = None  # set while `image` is a generated picture (source "generated")
 
 
 Block = Paragraph | Figure
@@ -140,6 +160,32 @@ def _ref_from_dict(d: dict[str, Any] | None) -> ImageRef | None:
     return None if d is None else ImageRef(**d)
 
 
+_GENERATED_TEXT = ("engine", "model", "prompt", "negative_prompt")
+_GENERATED_NUMBERS = ("seed", "width", "height")
+
+
+def _generated_from_dict(d: Any) -> Generated | None:
+    """Provenance from article.json: untrusted, so each field must have its type (a prompt is
+    text, a seed a whole number), else the file is refused rather than half believed."""
+    if d is None:
+        return None
+    if not isinstance(d, dict):
+        raise ValueError("a figure's \"generated\" must be an object")
+    unknown = set(d) - set(_GENERATED_TEXT) - set(_GENERATED_NUMBERS)
+    if unknown:
+        raise ValueError(f"a figure's \"generated\" has unknown fields: {', '.join(sorted(map(str, unknown)))}")
+    for key in _GENERATED_TEXT:
+        if not isinstance(d.get(key, ""), str):
+            raise ValueError(f"a figure's generated.{key} must be a text")
+    for key in _GENERATED_NUMBERS:
+        value = d.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"a figure's generated.{key} must be a whole number")
+    return Generated(engine=d.get("engine", ""), model=d.get("model", ""), prompt=d.get("prompt", ""),
+                     seed=d["seed"], width=d["width"], height=d["height"],
+                     negative_prompt=d.get("negative_prompt", ""))
+
+
 def _block_to_dict(block: Block) -> dict[str, Any]:
     if isinstance(block, Paragraph):
         return {"type": "paragraph", **asdict(block)}
@@ -152,6 +198,7 @@ def _block_to_dict(block: Block) -> dict[str, Any]:
             "source": block.source,
             "candidates": [{"image": asdict(c.image), "score": c.score} for c in block.candidates],
             **({"query": block.query} if block.query else {}),
+            **({"generated": asdict(block.generated)} if block.generated is not None else {}),
         }
     raise TypeError(f"not a block: {block!r}")
 
@@ -161,6 +208,9 @@ def _block_from_dict(d: dict[str, Any]) -> Block:
     if kind == "paragraph":
         return Paragraph(text=d["text"], kind=d.get("kind", "paragraph"), level=d.get("level", 0))
     if kind == "figure":
+        generated = _generated_from_dict(d.get("generated"))
+        if (d.get("source") == "generated") != (generated is not None):
+            raise ValueError('a figure is "generated" exactly when it says how it was generated')
         return Figure(
             image=_ref_from_dict(d.get("image")),
             caption=d.get("caption", ""),
@@ -171,5 +221,6 @@ def _block_from_dict(d: dict[str, Any]) -> Block:
                 for c in d.get("candidates", [])
             ),
             query=d.get("query", ""),
+            generated=generated,
         )
     raise ValueError(f"unknown block type {kind!r}")

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from composer.article import paragraph_label
+from composer.imagegen.illustrate import Illustrator
 from composer.images import ImageError, load_uploads
 from composer.model.base import ModelError
 from composer.planner.request import RequestError, load_request, parse_image_count
@@ -26,6 +28,9 @@ def add_compose_parser(subparsers) -> None:
                    "openai:URL[,URL...][#MODEL][?images=on|off&dialect=...] (default: embedded)")
     p.add_argument("--images", nargs="*", default=[], metavar="FILE", help="your own photos to place")
     p.add_argument("--library", metavar="FOLDER", help="an image library folder to fill picture slots from")
+    p.add_argument("--imagegen", metavar="SPEC",
+                   help="an image engine that draws the pictures nothing else gives: "
+                   "openai-images:URL[,URL...][#MODEL][?size=WxH&steps=N] | a1111:URL[,URL...][?size=&steps=&cfg=]")
     p.add_argument("--encoder", default="embedded", metavar="SPEC",
                    help="image-text encoder for matching captions to pictures (default: embedded)")
     p.add_argument("--image-count", metavar="N|auto", help="pictures to place (overrides the request)")
@@ -52,21 +57,25 @@ def run_compose(args: argparse.Namespace) -> int:
     say = _progress_printer(quiet=args.quiet)
     try:  # the encoder only when there are pictures to match: it costs seconds to load
         services = load_services(args.model, args.encoder if uploads or args.library else None, args.library,
-                                 say=lambda message: say("stage", message))
+                                 say=lambda message: say("stage", message), imagegen_spec=args.imagegen)
     except ServiceError as exc:
         raise UsageError(str(exc)) from exc
     model, encoder, library = services.model, services.encoder, services.pictures
 
-    try:
-        article = _run(compose(request, model, encoder, library, uploads=uploads, seed=args.seed), say)
-    except ModelError as exc:  # out of memory, prompt too long, a server that died: nothing written
-        raise UsageError(f"model {model.name}: {exc}") from exc
-    try:
-        paths = write_bundle(article, args.out, sources=args.sources)
-    except ImageError as exc:
-        raise UsageError(str(exc)) from exc
-    except OSError as exc:  # FileExistsError included: the message names the folder
-        raise UsageError(f"--out {exc}") from exc
+    # Generated pictures wait in a temp folder until the bundle has copied them in.
+    with tempfile.TemporaryDirectory(prefix="composer-generated-") as generated:
+        illustrator = Illustrator(services.imagegen, Path(generated)) if services.imagegen is not None else None
+        try:
+            article = _run(compose(request, model, encoder, library, uploads=uploads, seed=args.seed,
+                                   illustrator=illustrator), say)
+        except ModelError as exc:  # out of memory, prompt too long, a server that died: nothing written
+            raise UsageError(f"model {model.name}: {exc}") from exc
+        try:
+            paths = write_bundle(article, args.out, sources=args.sources)
+        except ImageError as exc:
+            raise UsageError(str(exc)) from exc
+        except OSError as exc:  # FileExistsError included: the message names the folder
+            raise UsageError(f"--out {exc}") from exc
     _say_claims(article, paths.get("json"), say)
     for key in ("html", "markdown", "json", "zip"):
         if key in paths:
@@ -102,9 +111,13 @@ def _run(events, say):
             say("info", "pictures " + ", ".join(f"after {at(s)}" for s in event.data["slots"]))
         elif event.kind == "caption":
             say("info", f"caption after {at(event.data['slot'])}: {event.data['caption']}")
+        elif event.kind == "generating":
+            say("info", f"generating picture {event.data['number']} of {event.data['of']} "
+                        f"after {at(event.data['slot'])}…")
         elif event.kind == "figure":
             fig = event.data["figure"]
-            say("info", f"picture after {at(event.data['slot'])} ← {Path(fig.image.path).name} ({fig.source})")
+            shown = f"generated, seed {fig.generated.seed}" if fig.generated is not None else fig.source
+            say("info", f"picture after {at(event.data['slot'])} ← {Path(fig.image.path).name} ({shown})")
         elif event.kind in ("fallback", "warning"):
             msg = event.data.get("message") or f"{event.data['step']}: {event.data['reason']}"
             say("warn", msg)

@@ -22,13 +22,15 @@ from typing import Any
 
 from composer.article import Article, Block, Figure, ImageRef, Paragraph, paragraph_label
 from composer.export import write_bundle
+from composer.imagegen import ImageGenerator, ImageGenError, Size
+from composer.imagegen.illustrate import Illustrator, next_seed, prompt_for, slot_seed
 from composer.images import ImageError, LoadedImage, display_name, is_sha256, load_uploads, named_image_error
 from composer.model.base import ChatModelBase, ModelError, Prompt, Sampling
 from composer.model.serialized import Cancelled, SerializedModel
 from composer.planner import edit as edits
 from composer.planner.history import History
 from composer.planner.pipeline import compose
-from composer.planner.request import ComposeRequest, RequestError
+from composer.planner.request import ComposeRequest, RequestError, printable
 from composer.services import Services, compose_summary, plural
 from composer.workspace import SaveError, Workspace, WorkspaceError, map_images
 from composer.writers import WriterArticles
@@ -61,6 +63,45 @@ class StoppableModel(ChatModelBase):
 
     def choose(self, prompt: Prompt, options: Sequence[str]) -> list[float]:
         return self.model.choose(prompt, options, stop=self.stop)
+
+
+class StoppableGenerator:
+    """The image engine as one job sees it: the request runs on a thread of its own and the job
+    waits for it, so a Stop ends the job at once with Cancelled (the engine's answer, when it
+    comes, is dropped) and no lock is held while it waits."""
+
+    POLL_S = 0.1
+
+    def __init__(self, generator: ImageGenerator, stop: threading.Event):
+        self.generator, self.stop = generator, stop
+        self.engine, self.size, self.workers = generator.engine, generator.size, generator.workers
+
+    @property
+    def name(self) -> str:
+        return self.generator.name
+
+    @property
+    def model(self) -> str:
+        return self.generator.model
+
+    def generate(self, prompt: str, size: Size, seed: int, n: int = 1, negative_prompt: str = "") -> list[bytes]:
+        done: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                done["pictures"] = self.generator.generate(prompt, size, seed, n, negative_prompt)
+            except BaseException as exc:  # handed to the job's thread, raised there
+                done["error"] = exc
+
+        worker = threading.Thread(target=work, daemon=True, name="imagegen")
+        worker.start()
+        while worker.is_alive():
+            if self.stop.is_set():
+                raise Cancelled("stopped")
+            worker.join(self.POLL_S)
+        if "error" in done:
+            raise done["error"]
+        return done["pictures"]
 
 
 @dataclass(frozen=True)
@@ -208,7 +249,24 @@ _EDIT_DONE = {"rewrite": "Rewritten.", "expand": "Expanded.", "shorten": "Shorte
               "before": "Paragraph inserted.", "after": "Paragraph inserted.", "add_picture": "Picture added.",
               "ground": "Rewritten from your materials."}
 _STAGE_WORDS = {"segment": "Splitting into paragraphs…", "place": "Choosing where pictures go…",
-                "caption": "Writing captions…", "select": "Choosing pictures…"}
+                "caption": "Writing captions…", "select": "Choosing pictures…",
+                "generate": "Generating pictures…"}
+NO_ENGINE = "⚠️ No image engine: start the editor with --imagegen SPEC to generate pictures."
+
+
+def figure_prompt(article: Article, index: int) -> str:
+    """The prompt a figure's picture is (or would be) generated from: the one it was generated
+    with, else one written from its caption, its section and the article's title and style."""
+    fig = article.blocks[index]
+    if not isinstance(fig, Figure):
+        return ""
+    if fig.generated is not None:
+        return fig.generated.prompt
+    request = article.metadata.get("request")
+    style = request.get("style") if isinstance(request, dict) else None
+    style = style if isinstance(style, str) else ""
+    section = next((b.text for b in reversed(article.blocks[:index]) if isinstance(b, Paragraph) and b.is_heading), "")
+    return prompt_for(fig.caption, article.title, style, fig.query, section)
 
 
 class EditorSession:
@@ -461,12 +519,22 @@ class EditorSession:
             self.stop_event = threading.Event()
             self._prepared = True
 
-    def _job_model(self, services: Services) -> StoppableModel:
+    def _job_stop(self) -> threading.Event:
         with self._lock:
             if not self._prepared:  # a Stop pressed before this job was asked for does not stop it
                 self.stop_event = threading.Event()
             self._prepared = False
-            return StoppableModel(services.model, self.stop_event)
+            return self.stop_event
+
+    def _job_model(self, services: Services) -> StoppableModel:
+        return StoppableModel(services.model, self._job_stop())
+
+    def _illustrator(self, services: Services, stop: threading.Event) -> Illustrator | None:
+        """The image engine for this job (Stop ends its wait), its pictures in this session's
+        temp folder until the workspace adopts them."""
+        if services.imagegen is None:
+            return None
+        return Illustrator(StoppableGenerator(services.imagegen, stop), self._scratch() / "generated")
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -482,11 +550,12 @@ class EditorSession:
             yield Update(f"⚠️ {exc}", error=True)
             return
         model = self._job_model(services)
+        illustrator = self._illustrator(services, model.stop)
         text, slots = "", 0
         counts = {"caption": 0, "figure": 0}
         try:
             for event in compose(request, model, services.encoder, services.pictures, uploads=self._uploads,
-                                 seed=seed):
+                                 seed=seed, illustrator=illustrator):
                 if event.kind == "text":
                     text += event.data["delta"]
                     yield Update("Writing…", draft=text)
@@ -547,7 +616,7 @@ class EditorSession:
             "after": lambda: edits.insert_paragraph(article, index, "after", extra, model, seed=seed),
             "add_picture": lambda: edits.add_figure(article, index, model, library=services.pictures,
                                                     uploads=self._uploads, encoder=services.encoder,
-                                                    caption=extra or None),
+                                                    caption=extra or None, blank=services.imagegen is not None),
             "ground": lambda: edits.keep_to_materials(article, index, model, seed=seed),
         }
         text = ""
@@ -573,6 +642,50 @@ class EditorSession:
             yield Update("Stopped. The article is as it was.", error=True)
         except (edits.EditError, ModelError, ImageError, SaveError) as exc:
             yield Update(f"⚠️ {exc}", error=True)
+
+    def generate(self, index: int, prompt: str, services: Services,
+                 key: str | Sequence[str] | None = None) -> Iterator[Update]:
+        """Generate the picture of figure `index` (with `key`: that figure wherever it now is)
+        from `prompt` ("": the figure's own, see figure_prompt): a first picture with the slot's
+        seed, or, where it has a generated one, a new one with a new seed. Runs as a job of its
+        own (app.py's image queue): Stop ends it, and the article changes only when the picture
+        has come, on the article as it is then."""
+        if services.imagegen is None:
+            yield Update(NO_ENGINE, error=True)
+            return
+        article = self.current()
+        if article is None:
+            yield Update("Compose an article first.", error=True)
+            return
+        if key is not None:
+            found = locate(article, index, self._names(key))
+            if found is None:
+                self._redraw()
+                yield Update(STALE, error=True, article_changed=True)
+                return
+            index = found
+        fig = article.blocks[index] if 0 <= index < len(article.blocks) else None
+        if not isinstance(fig, Figure):
+            yield Update("⚠️ That block is not a picture.", error=True)
+            return
+        prompt = " ".join(printable(prompt or "").split()) or figure_prompt(article, index)
+        slot = sum(1 for b in article.blocks[:index] if isinstance(b, Paragraph)) - 1
+        seed = next_seed(fig.generated.seed) if fig.generated is not None else \
+            slot_seed(int(article.metadata.get("seed") or 0), max(slot, 0))
+        illustrator = self._illustrator(services, self._job_stop())
+        assert illustrator is not None  # services.imagegen was checked above
+        yield Update("Generating a picture…")
+        try:
+            ref, generated = illustrator.illustrate(prompt, seed)
+        except Cancelled:
+            yield Update("Stopped. The article is as it was.", error=True)
+            return
+        except (ImageGenError, ImageError, OSError) as exc:
+            yield Update(f"⚠️ No picture was generated: {exc}. The article is as it was.", error=True)
+            return
+        update = self.edit(lambda a, at: edits.use_generated(a, at, ref, generated), index, block_key(fig),
+                           f"Picture generated (seed {seed}).")
+        yield update
 
     def proposal_at(self) -> int | None:
         """The block the proposal is shown at in the article as it is now (None: there is none,

@@ -32,8 +32,9 @@ import nh3
 import yaml
 from PIL import Image
 
-from composer.article import Article, Figure, Paragraph
+from composer.article import Article, Figure, Generated, Paragraph
 from composer.export_sources import SourceNotes, marker_text, source_notes
+from composer.imagegen import provenance
 from composer.images import MAX_FILE_BYTES, ImageError, clean_jpeg_bytes, load_image, probe_image, sha256_file
 
 __all__ = [
@@ -89,12 +90,14 @@ class ExportedImage:
 
 # --- images -------------------------------------------------------------------------------
 
-def _encode_figure_image(path: str, index: int) -> ExportedImage:
-    """Decode through the shared checks, shrink, and re-encode pixels only (no EXIF/GPS)."""
+def _encode_figure_image(path: str, index: int, generated: Generated | None = None) -> ExportedImage:
+    """Decode through the shared checks, shrink, and re-encode pixels only (no EXIF/GPS); a
+    generated picture carries its provenance XMP (composer/imagegen/provenance.py)."""
     # Decoded to the size it is exported at (a JPEG drafts down to it), not held at full size.
     loaded = load_image(path, max_side=MAX_SIDE)  # raises ImageError naming the file
     img: Image.Image = loaded.image
-    data = clean_jpeg_bytes(img, quality=JPEG_QUALITY)
+    xmp = provenance.xmp_packet(generated) if generated is not None else None
+    data = clean_jpeg_bytes(img, quality=JPEG_QUALITY, xmp=xmp)
     # The name hashes the bytes we write, never ImageRef.sha256: that comes from article JSON
     # and could hold anything, including "../".
     digest = hashlib.sha256(data).hexdigest()[:12]
@@ -106,7 +109,7 @@ def _export_images(article: Article) -> dict[int, ExportedImage]:
     images: dict[int, ExportedImage] = {}
     for pos, block in enumerate(article.blocks):
         if isinstance(block, Figure) and block.image is not None:
-            images[pos] = _encode_figure_image(block.image.path, len(images) + 1)
+            images[pos] = _encode_figure_image(block.image.path, len(images) + 1, block.generated)
     return images
 
 
@@ -232,8 +235,9 @@ def _paragraph_markdown(block: Paragraph, state: _MarkdownState) -> str:
 def _figure_markdown(block: Figure, image: ExportedImage) -> str:
     alt = _md_escape(block.alt or block.caption)
     lines = [f"![{alt}]({image.name})"]
-    if block.caption.strip():
-        lines.append(f"*{_md_escape(block.caption)}*")
+    caption = provenance.caption_text(block)  # a generated picture's caption says so
+    if caption.strip():
+        lines.append(f"*{_md_escape(caption)}*")
     return "\n".join(lines)
 
 
@@ -244,6 +248,12 @@ def _front_matter(article: Article) -> str:
     if meta.get("model"):
         fields["model"] = str(meta["model"])
     lines = [f"{key}: {_yaml_scalar(value)}" for key, value in fields.items()]
+    generated = provenance.front_matter_entries(article)
+    if generated:
+        lines.append("generated_images:")
+        for entry in generated:
+            lines.extend(f"{'  - ' if k == 0 else '    '}{key}: {_yaml_scalar(str(value))}"
+                         for k, (key, value) in enumerate(entry.items()))
     return "---\n" + "\n".join(lines) + "\n---\n"
 
 
@@ -355,7 +365,7 @@ def _nh3_clean(fragment: str) -> str:
 
 def _figure_html(block: Figure, image: ExportedImage) -> str:
     alt = html.escape(_one_line(block.alt or block.caption), quote=True)
-    caption = _one_line(block.caption)
+    caption = _one_line(provenance.caption_text(block))  # a generated picture's caption says so
     figcaption = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
     return f'<figure><img src="{image.data_uri}" alt="{alt}">{figcaption}</figure>'
 

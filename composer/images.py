@@ -196,10 +196,12 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def clean_jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
-    """Re-encode pixels only: no EXIF, GPS, XMP or ICC payloads survive."""
+def clean_jpeg_bytes(image: Image.Image, quality: int = 90, xmp: bytes | None = None) -> bytes:
+    """Re-encode pixels only: no EXIF, GPS, XMP or ICC payloads survive, but for the `xmp`
+    packet the caller writes itself (a generated picture's provenance)."""
     out = io.BytesIO()
-    _to_rgb(image).save(out, format="JPEG", quality=quality, optimize=True)
+    extra = {"xmp": xmp} if xmp else {}
+    _to_rgb(image).save(out, format="JPEG", quality=quality, optimize=True, **extra)
     return out.getvalue()
 
 

@@ -16,6 +16,7 @@ from composer.model.base import ModelError
 from composer.model.serialized import SerializedModel
 
 if TYPE_CHECKING:
+    from composer.imagegen import ImageGenerator
     from composer.retrieval import ImageLibrary, ImageTextEncoder
 
 
@@ -28,6 +29,7 @@ class Services:
     model: SerializedModel
     encoder: ImageTextEncoder | None
     library: ImageLibrary | None
+    imagegen: ImageGenerator | None = None  # draws the pictures nothing else gives (--imagegen)
 
     @property
     def pictures(self) -> ImageLibrary | None:
@@ -48,6 +50,8 @@ class Services:
             parts.append(f"encoder **{self.encoder.name}**")
         if self.library is not None:
             parts.append(f"library **{self.library.folder}** ({plural(len(self.library), 'picture')})")
+        if self.imagegen is not None:
+            parts.append(f"image engine **{self.imagegen.name}**")
         line = ", ".join(parts) + "."
         if self.model.small:
             line += (" The model is the small offline one that ships with the app: expect plain prose;"
@@ -56,12 +60,21 @@ class Services:
 
 
 def load_services(model_spec: str = "embedded", encoder_spec: str | None = "embedded",
-                  library: str | Path | None = None, say: Callable[[str], None] = lambda message: None) -> Services:
+                  library: str | Path | None = None, say: Callable[[str], None] = lambda message: None,
+                  imagegen_spec: str | None = None) -> Services:
     """Load the model (serialised: one owner, many callers), the encoder (None: no encoder, for
-    a compose with no pictures to match) and, when a folder is given, the library (synced).
-    Raises ServiceError with a one-line message."""
+    a compose with no pictures to match), when a folder is given the library (synced), and
+    when a spec is given the image engine's client. Raises ServiceError with a one-line message."""
+    from composer.imagegen import ImageGenError, load_imagegen
     from composer.model import load_model
     from composer.retrieval import ImageLibrary, LibraryError, load_encoder
+
+    imagegen = None
+    if imagegen_spec is not None:  # a bad spec is said before seconds of model loading
+        try:
+            imagegen = load_imagegen(imagegen_spec)
+        except ImageGenError as exc:
+            raise ServiceError(f"--imagegen {imagegen_spec}: {exc}") from exc
 
     say(f"loading model {model_spec}")
     try:
@@ -79,7 +92,7 @@ def load_services(model_spec: str = "embedded", encoder_spec: str | None = "embe
             lib.sync()
     except (LibraryError, OSError) as exc:
         raise ServiceError(str(exc)) from exc
-    return Services(model, encoder, lib)
+    return Services(model, encoder, lib, imagegen)
 
 
 def plural(n: int, word: str) -> str:
@@ -119,6 +132,11 @@ def compose_summary(article: Article, detail: bool = False) -> str:
     if empty:
         message += f", {plural(empty, 'empty slot')} (pick one of its candidates)"
     message += "."
+    failed = (article.metadata.get("imagegen") or {}).get("failed") or []
+    if failed:
+        message += (f" {plural(len(failed), 'picture')} could not be generated ("
+                    + "; ".join(f"{f.get('where')}: {f.get('reason')}" if detail else str(f.get("where"))
+                                for f in failed if isinstance(f, dict)) + ").")
     flagged = len((article.metadata.get("claims") or {}).get("flags") or ())
     if flagged:
         message += f" {plural(flagged, 'claim')} not in your materials."

@@ -89,7 +89,8 @@ def map_images(article: Article, fn: Callable[[ImageRef], ImageRef | None]) -> A
             image = fn(block.image) if block.image is not None else None
             candidates = tuple(Candidate(ref, c.score) for c in block.candidates if (ref := fn(c.image)) is not None)
             block = replace(block, image=image, candidates=candidates,
-                            source=block.source if image is not None else "none")
+                            source=block.source if image is not None else "none",
+                            generated=block.generated if image is not None else None)
         blocks.append(block)
     return article.with_blocks(blocks)
 

@@ -11,7 +11,7 @@ from composer.interface_text import interface_language, say, wait_words
 from composer.job_clock import JobClock
 
 # English words that may stay in a Chinese line: file names and what the writer types.
-KEPT = {"article", "json", "zip"}
+KEPT = {"article", "json", "zip", "imagegen", "spec"}  # (and command-line flags)
 
 
 def english_left(text: str) -> list[str]:

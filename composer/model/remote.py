@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.client
 import json
 import math
-import os
 import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
@@ -23,17 +22,15 @@ from typing import Any
 from composer.model.base import ChatModelBase, ModelError, Prompt, Sampling, TokenUsage
 from composer.model.remote_content import to_messages
 from composer.model.remote_http import as_text, message_of
-from composer.model.remote_pool import Lease, RetryPolicy, Server, ServerPool
+from composer.model.remote_pool import Lease, RetryPolicy, Server, ServerPool, api_key_from_env
 from composer.model.remote_spec import RemoteSpec, parse_spec, resolve
 from composer.model.sampling import StopStringFilter
 
 DEFAULT_TIMEOUT = 120.0   # seconds per socket read, not per reply: a long reply keeps streaming
 DEFAULT_DEADLINE = 900.0  # seconds for a whole request, however steadily it streams
 TOP_LOGPROBS = 20         # the most OpenAI's API allows; vLLM, LMDeploy and llama.cpp accept it
-API_KEY_VARIABLES = ("COMPOSER_API_KEY", "OPENAI_API_KEY")  # the app's own first
 MAX_PARALLEL = 8          # requests one complete() call has in flight at once
 MAX_EVENT_BYTES = 4 << 20   # one server-sent event line; a token's delta is a few bytes
-MAX_REPLY_BYTES = 16 << 20  # a whole non-streamed reply (a model list, choose's logprobs)
 # A server that ignores max_tokens is cut by the client: a chunk carries one token or more, and
 # a token is rarely more than a few characters, so past either count the budget is spent.
 CHARS_PER_TOKEN = 64
@@ -51,7 +48,7 @@ class RemoteChatModel(ChatModelBase):
         self.timeout = timeout
         self.deadline = deadline
         if api_key is None:
-            api_key = next((os.environ[v] for v in API_KEY_VARIABLES if os.environ.get(v)), None)
+            api_key = api_key_from_env()
         self.pool = ServerPool(self.spec.urls, retry, api_key)
         self.usage = TokenUsage()
         self._usage_lock = threading.Lock()
@@ -68,25 +65,7 @@ class RemoteChatModel(ChatModelBase):
         return data[0]["id"]
 
     def _json(self, method: str, path: str, body: dict | None = None, first: bool = False) -> dict:
-        lease = self.pool.open(method, path, body, self.timeout, first=first)
-        base = lease.server.base
-        try:
-            raw = lease.response.read(MAX_REPLY_BYTES + 1)
-        except TimeoutError:
-            raise ModelError(f"the server at {base} did not answer within {self.timeout:g} s") from None
-        except (ConnectionError, http.client.HTTPException, OSError):
-            raise ModelError(f"the server at {base} stopped answering mid-reply") from None
-        finally:
-            lease.close()
-        if len(raw) > MAX_REPLY_BYTES:
-            raise ModelError(f"the server at {base} sent a reply longer than {MAX_REPLY_BYTES >> 20} MiB")
-        try:
-            reply = as_text(json.loads(raw))
-        except (ValueError, RecursionError):
-            raise ModelError(f"the server at {base} sent something that is not JSON: {raw[:80]!r}") from None
-        if not isinstance(reply, dict):
-            raise ModelError(f"the server at {base} sent something that is not a JSON object: {raw[:80]!r}")
-        return reply
+        return self.pool.request_json(method, path, body, self.timeout, first=first)
 
     def _messages(self, prompt: Prompt, with_prefix: bool = True) -> list[dict[str, Any]]:
         if prompt.images and not self.sees_images:

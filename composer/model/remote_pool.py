@@ -13,6 +13,8 @@ after the first streamed token has reached the writer).
 from __future__ import annotations
 
 import http.client
+import json
+import os
 import random
 import threading
 import time
@@ -20,10 +22,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from composer.model.base import ModelError
-from composer.model.remote_http import Silent, Status, Unreachable, open_request
+from composer.model.remote_http import Silent, Status, Unreachable, as_text, open_request
 
 BUSY = 429
+API_KEY_VARIABLES = ("COMPOSER_API_KEY", "OPENAI_API_KEY")  # the app's own first
+MAX_REPLY_BYTES = 16 << 20  # a whole non-streamed reply (a model list, choose's logprobs)
 RETRIED_STATUS = {BUSY, 502, 503, 504}  # the server or its proxy is overloaded or restarting
+
+
+def api_key_from_env() -> str | None:
+    """The key every client of these servers sends (chat and image engines alike)."""
+    return next((os.environ[v] for v in API_KEY_VARIABLES if os.environ.get(v)), None)
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,30 @@ class ServerPool:
                     server.failures, server.down_until = 0, 0.0
                     server.served += 1
                 return Lease(self, server, response)
+
+    def request_json(self, method: str, path: str, body: dict | None, timeout: float, first: bool = False,
+                     max_bytes: int = MAX_REPLY_BYTES) -> dict:
+        """A whole JSON object from some server (retried as `open` retries; once a reply is being
+        read, a failure is the caller's ModelError, not retried: the server did the work)."""
+        lease = self.open(method, path, body, timeout, first=first)
+        base = lease.server.base
+        try:
+            raw = lease.response.read(max_bytes + 1)
+        except TimeoutError:
+            raise ModelError(f"the server at {base} did not answer within {timeout:g} s") from None
+        except (ConnectionError, http.client.HTTPException, OSError):
+            raise ModelError(f"the server at {base} stopped answering mid-reply") from None
+        finally:
+            lease.close()
+        if len(raw) > max_bytes:
+            raise ModelError(f"the server at {base} sent a reply longer than {max_bytes >> 20} MiB")
+        try:
+            reply = as_text(json.loads(raw))
+        except (ValueError, RecursionError):
+            raise ModelError(f"the server at {base} sent something that is not JSON: {raw[:80]!r}") from None
+        if not isinstance(reply, dict):
+            raise ModelError(f"the server at {base} sent something that is not a JSON object: {raw[:80]!r}")
+        return reply
 
     # --- choosing a server ------------------------------------------------------------------
     def _acquire(self, start: float, tries: int, excluded: set[str], first: bool) -> Server:

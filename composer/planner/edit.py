@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
-from composer.article import Article, Block, Figure, ImageRef, Paragraph
+from composer.article import Article, Block, Figure, Generated, ImageRef, Paragraph
 from composer.check import Sources, annotate, check_article, grounding_of, keep_supported
 from composer.images import LoadedImage
 from composer.model.base import ChatModel, Prompt, Sampling
@@ -314,7 +314,9 @@ def swap_figure(article: Article, index: int, candidate: int) -> Article:
     ref = fig.candidates[candidate].image
     if ref.sha256 in _used_hashes(article, skip=index):
         raise EditError("that picture is already used elsewhere in the article")
-    return _splice(article, index, index + 1, [replace(fig, image=ref)])
+    # A candidate is a library picture: a generated one's provenance does not pass to it.
+    source = "library" if fig.source == "generated" else fig.source
+    return _splice(article, index, index + 1, [replace(fig, image=ref, source=source, generated=None)])
 
 
 def search_figure(article: Article, index: int, caption: str, library: CandidateSource,
@@ -331,7 +333,8 @@ def search_figure(article: Article, index: int, caption: str, library: Candidate
         raise EditError(f"nothing in the library matches {words!r}")
     kept = fig.caption.strip()
     new = replace(fig, image=found[0].image, caption=kept or words, alt=fig.alt if kept else words,
-                  source="library", candidates=tuple(found), query=words if kept and words != kept else "")
+                  source="library", candidates=tuple(found), query=words if kept and words != kept else "",
+                  generated=None)
     return _splice(article, index, index + 1, [new])
 
 
@@ -341,7 +344,13 @@ def use_picture(article: Article, index: int, image: ImageRef, source: Literal["
     fig = _figure_at(article, index)
     if image.sha256 in _used_hashes(article, skip=index):
         raise EditError("that picture is already used elsewhere in the article")
-    return _splice(article, index, index + 1, [replace(fig, image=image, source=source)])
+    return _splice(article, index, index + 1, [replace(fig, image=image, source=source, generated=None)])
+
+
+def use_generated(article: Article, index: int, image: ImageRef, generated: Generated) -> Article:
+    """Show a generated picture in figure `index`, with its provenance; caption and candidates stay."""
+    fig = _figure_at(article, index)
+    return _splice(article, index, index + 1, [replace(fig, image=image, source="generated", generated=generated)])
 
 
 def set_caption(article: Article, index: int, caption: str) -> Article:
@@ -351,15 +360,16 @@ def set_caption(article: Article, index: int, caption: str) -> Article:
 
 def add_figure(article: Article, after: int, model: ChatModel, *, library: CandidateSource | None = None,
                uploads: Sequence[LoadedImage] = (), encoder: ImageTextEncoder | None = None, caption: str | None = None,
-               seed: int | None = None) -> Iterator[Event]:
+               seed: int | None = None, blank: bool = False) -> Iterator[Event]:
     """A new picture after paragraph `after`: captioned by the model (unless a caption is given),
-    filled from the writer's unused uploads or from the library."""
+    filled from the writer's unused uploads or from the library. `blank` (an image engine is
+    there to Generate one): with nothing to fill it, the slot is added empty rather than refused."""
     para = _paragraph_at(article, after)
     if para.is_heading:
         raise EditError("pictures go after paragraphs, not headings")
     if after + 1 < len(article.blocks) and isinstance(article.blocks[after + 1], Figure):
         raise EditError("this paragraph already has a picture")
-    if library is None and not uploads:
+    if library is None and not uploads and not blank:
         raise EditError("no pictures to choose from: upload some or open a library")
     prompts = prompts_for(model.dialect)
     paragraphs = article.paragraphs
@@ -392,6 +402,8 @@ def add_figure(article: Article, after: int, model: ChatModel, *, library: Candi
         if found:
             fig = Figure(image=found[0].image, caption=caption, alt=caption, source="library",
                          candidates=tuple(found))
+    if fig is None and blank:
+        fig = Figure(image=None, caption=caption, alt=caption, source="none")
     if fig is None:
         raise EditError("no unused picture left to add")
     yield Event("figure", {"slot": after, "figure": fig})

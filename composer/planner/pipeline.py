@@ -43,6 +43,7 @@ from composer.planner.select import (
 from composer.planner.true_captions import from_file_name, true_caption
 
 if TYPE_CHECKING:
+    from composer.imagegen.illustrate import Illustrator
     from composer.retrieval.encoder import ImageTextEncoder
 
 T = TypeVar("T")
@@ -57,10 +58,12 @@ def compose(
     *,
     uploads: Sequence[LoadedImage] = (),
     seed: int | None = None,
+    illustrator: Illustrator | None = None,
 ) -> Iterator[Event]:
+    """`illustrator`: an image engine that draws a picture for each slot nothing else fills."""
     run = Run(request=request, model=model, encoder=encoder, library=library, uploads=tuple(uploads),
               seed=seed, prompts=prompts_for(model.dialect), usage=StageUsage(model.usage),
-              descriptions=describe(encoder, uploads))
+              descriptions=describe(encoder, uploads), illustrator=illustrator)
     text = yield from write(run)
     article = yield from segment_text(run, text)
     at = yield from place_pictures(run, article.paragraphs)
@@ -106,6 +109,8 @@ class Run:
     usage: StageUsage
     descriptions: tuple[str, ...] = ()  # of each upload, in words ("" where the encoder cannot say)
     fallbacks: list[dict[str, str]] = field(default_factory=list)
+    illustrator: Illustrator | None = None
+    generated_failed: dict[int, str] = field(default_factory=dict)  # slot → why the engine gave no picture
 
     def match_photos(self, paragraphs: Sequence[Paragraph], at: tuple[int, ...]) -> dict[int, int] | None:
         """Uploads matched to slots by paragraph before captioning, where that is the rule (else None)."""
@@ -255,11 +260,13 @@ def segment_text(run: Run, text: str) -> Stage[Article]:
 
 def place_pictures(run: Run, paragraphs: Sequence[Paragraph]) -> Stage[tuple[int, ...]]:
     """Which paragraphs get a picture (indices into `paragraphs`)."""
-    available = MAX_IMAGES if run.library is not None else len(run.uploads)
+    # An image engine can fill any slot, as a library can.
+    available = MAX_IMAGES if run.library is not None or run.illustrator is not None else len(run.uploads)
     count = run.request.image_count
     if available == 0 or count == 0:
         if count != 0:
-            yield Event("warning", {"message": "no images given and no library: the article has no pictures"})
+            yield Event("warning", {"message": "no images given, no library and no image engine: "
+                                               "the article has no pictures"})
         return ()
     if count != "auto" and count > available:
         yield Event("warning", {"message": f"asked for {count} pictures but only {available} images were given"})
@@ -321,17 +328,20 @@ def caption_slots(run: Run, paragraphs: Sequence[Paragraph], at: tuple[int, ...]
 
 def select_pictures(run: Run, slots: Slots, photos: Mapping[int, int] | None) -> Stage[Selection]:
     """A picture for each slot, from the writer's uploads (matched already where `photos`) or
-    else the library."""
+    else the library; then, where neither gave one (nothing above the encoder's `min_match`),
+    from the image engine when there is one."""
     if not slots.at:
         return {}
     yield run.stage("select")
     if run.uploads:
         selection = from_uploads(slots, run.uploads, model=run.model, prompts=run.prompts, encoder=run.encoder,
                                  photos=photos)
-    else:
-        assert run.library is not None  # place_pictures gives no slots without pictures to fill them
+    elif run.library is not None:
         min_match = run.encoder.min_match if run.encoder is not None else None
         selection = from_library(slots, run.library, model=run.model, prompts=run.prompts, min_match=min_match)
+    else:
+        assert run.illustrator is not None  # place_pictures gives no slots without pictures to fill them
+        selection = {}
     if run.model.small and run.request.language == "en":
         selection = {slot: _truly_captioned(run, slots.paragraphs[slot].text, figure)
                      for slot, figure in selection.items()}
@@ -339,11 +349,53 @@ def select_pictures(run: Run, slots: Slots, photos: Mapping[int, int] | None) ->
         figure = selection.get(slot)
         if figure is not None and figure.image is not None:
             yield Event("figure", {"slot": slot, "figure": figure})
-        else:
+        elif run.illustrator is None:
             where = paragraph_label(slots.paragraphs, slot)
             yield Event("warning", {"message": f"no picture matches the caption after {where} "
                                                f"({caption!r}); the slot is left empty"})
+    if run.illustrator is not None:
+        selection = yield from generate_pictures(run, slots, selection, run.illustrator)
     return selection
+
+
+def generate_pictures(run: Run, slots: Slots, selection: Selection, illustrator: Illustrator) -> Stage[Selection]:
+    """A generated picture for each slot still empty, prompted from its caption (its English
+    query for a Chinese one), the article's title and style, seeded from the request's seed and
+    the slot. A failure leaves that slot empty with the engine's reason and the others go on:
+    the article is never lost over a picture."""
+    from composer.imagegen import ImageGenError
+    from composer.imagegen.illustrate import prompt_for, slot_seed
+
+    empty = [(slot, caption, query) for slot, caption, query in zip(slots.at, slots.captions, slots.queries)
+             if selection.get(slot) is None or selection[slot].image is None]
+    if not empty:
+        return selection
+    yield run.stage("generate")
+    out = dict(selection)
+    for k, (slot, caption, query) in enumerate(empty):
+        where = paragraph_label(slots.paragraphs, slot)
+        yield Event("generating", {"slot": slot, "of": len(empty), "number": k + 1})
+        prompt = prompt_for(caption, run.request.title, run.request.style, query, _section(slots.paragraphs, slot))
+        try:
+            ref, generated = illustrator.illustrate(prompt, slot_seed(run.seed, slot))
+        except (ImageGenError, ImageError, OSError) as exc:
+            reason = str(exc)
+            run.generated_failed[slot] = reason
+            yield Event("warning", {"message": f"no picture was generated after {where}: {reason}; "
+                                               "the slot is left empty"})
+            # An empty slot the writer can Generate again in the editor.
+            out.setdefault(slot, Figure(image=None, caption=caption, alt=caption, source="none"))
+            continue
+        before = out.get(slot)
+        out[slot] = Figure(image=ref, caption=caption, alt=caption, source="generated",
+                           candidates=before.candidates if before is not None else (), generated=generated)
+        yield Event("figure", {"slot": slot, "figure": out[slot]})
+    return out
+
+
+def _section(paragraphs: Sequence[Paragraph], slot: int) -> str:
+    """The heading a paragraph is under ("" when none): what its part of the article is about."""
+    return next((p.text for p in reversed(paragraphs[: slot + 1]) if p.is_heading), "")
 
 
 def with_headings(paragraphs: Sequence[Paragraph]) -> list[Paragraph]:
@@ -393,6 +445,10 @@ def assemble(run: Run, article: Article, slots: Slots, selection: Selection) -> 
                 "encoder": run.encoder.name if run.encoder is not None else None}
     if uploads:
         metadata["uploads"] = uploads
+    if run.illustrator is not None:
+        metadata["imagegen"] = {"engine": run.illustrator.generator.name, "failed": [
+            {"where": f"after {paragraph_label(slots.paragraphs, slot)}", "reason": reason}
+            for slot, reason in run.generated_failed.items()]}
     # What each picture is known to show, so that its caption is checked against that too.
     described = dict(zip((u.ref.sha256 for u in run.uploads), run.descriptions))
     descriptions = {b.image.sha256: described[b.image.sha256] for b in blocks
