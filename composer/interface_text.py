@@ -218,8 +218,8 @@ _ZH_PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...]
      lambda m: f"文件里没有它的 {m[1]} 张图：打开 .zip 才能保留图片。"),
     (re.compile(r"Opened (.+?)\.(?= |$)"), lambda m: f"已打开 {m[1]}。"),
     # the header's "model **NAME**, encoder **NAME**, library **FOLDER**": the names stay as they are
-    (re.compile(r"(?<![\w/])(model|encoder|library) (?=\*\*)"),
-     lambda m: {"model": "模型 ", "encoder": "编码器 ", "library": "图片库 "}[m[1]]),
+    (re.compile(r"(?<![\w/])(model|encoder|library|image engine) (?=\*\*)"),
+     lambda m: {"model": "模型 ", "encoder": "编码器 ", "library": "图片库 ", "image engine": "图像引擎 "}[m[1]]),
     (re.compile(r"\((\d+) pictures?\)"), lambda m: f"（{m[1]} 张图）"),
     (re.compile(r"Sources \((\d+)\)"), lambda m: f"出处（{m[1]}）"),
     (re.compile(r"placed after paragraph (\d+)"), lambda m: f"已放在第 {m[1]} 段后"),
