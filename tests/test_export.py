@@ -368,7 +368,7 @@ def test_failing_image_keeps_previous_bundle(tmp_path):
 
 
 def test_failure_while_writing_cleans_staging(tmp_path, monkeypatch):
-    import composer.export as export
+    import composer.export.bundle as export
 
     def boom(*args, **kwargs):
         raise OSError("disk full")

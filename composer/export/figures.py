@@ -1,0 +1,55 @@
+"""A figure's picture as every export format embeds it: decoded through the shared checks,
+shrunk, re-encoded without metadata, and named by the hash of the bytes written."""
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+
+from PIL import Image
+
+from composer.article import Article, Figure
+from composer.images import clean_jpeg_bytes, load_image
+
+MAX_SIDE = 1600
+JPEG_QUALITY = 88
+IMAGES_DIR = "images"
+
+
+@dataclass(frozen=True)
+class ExportedImage:
+    """A figure's picture, re-encoded without metadata, with the name it has in the bundle."""
+
+    name: str  # "images/01-0123456789ab.jpg"
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def data_uri(self) -> str:
+        return "data:image/jpeg;base64," + base64.b64encode(self.data).decode("ascii")
+
+
+# --- images -------------------------------------------------------------------------------
+
+def encode_figure_image(path: str, index: int) -> ExportedImage:
+    """Decode through the shared checks, shrink, and re-encode pixels only (no EXIF/GPS)."""
+    # Decoded to the size it is exported at (a JPEG drafts down to it), not held at full size.
+    loaded = load_image(path, max_side=MAX_SIDE)  # raises ImageError naming the file
+    img: Image.Image = loaded.image
+    data = clean_jpeg_bytes(img, quality=JPEG_QUALITY)
+    # The name hashes the bytes we write, never ImageRef.sha256: that comes from article JSON
+    # and could hold anything, including "../".
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    return ExportedImage(name=f"{IMAGES_DIR}/{index:02d}-{digest}.jpg", data=data)
+
+
+def export_images(article: Article) -> dict[int, ExportedImage]:
+    """Encode every filled figure once; keys are block positions. Empty slots are left out."""
+    images: dict[int, ExportedImage] = {}
+    for pos, block in enumerate(article.blocks):
+        if isinstance(block, Figure) and block.image is not None:
+            images[pos] = encode_figure_image(block.image.path, len(images) + 1)
+    return images
