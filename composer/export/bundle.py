@@ -10,24 +10,26 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from composer.article import Article, Figure
-from composer.export.figures import IMAGES_DIR, ExportedImage, export_images
-from composer.export.html import html_document
+from composer.export.base import FormatUnavailable, Source
+from composer.export.figures import IMAGES_DIR, ExportedImage, export_images, write_images
+from composer.export.formats import DEFAULT_FORMATS, FORMATS
 from composer.export.manifest import check_replaceable, read_manifest, remove_listed, write_manifest
-from composer.export.markdown import write_markdown
 from composer.export_sources import source_notes
 
-ZIP_MEMBERS = ("article.md", "article.html", "article.json")
+# What a bundle's zip may hold besides images/: every format's file and article.json.
+ZIP_MEMBERS = (*(f.filename for f in FORMATS.values()), "article.json")
 
 
-def _write_zip(staging: Path, images: dict[int, ExportedImage]) -> Path:
+def _write_zip(staging: Path, names: list[str], images: dict[int, ExportedImage]) -> Path:
     zip_path = staging / "article.zip"
     with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name in ("article.md", "article.html", "article.json"):
+        for name in (*names, "article.json"):
             zf.write(staging / name, name)
         for image in images.values():
             # JPEG does not compress further; storing saves time.
@@ -81,8 +83,20 @@ def _portable(article: Article, images: dict[int, ExportedImage]) -> Article:
     return article.with_blocks(blocks)
 
 
-def write_bundle(article: Article, out_dir: str | Path, sources: bool = False) -> dict[str, Path]:
-    """Write article.md, article.html, article.json, images/, article.zip and the manifest
+class BundlePaths(dict[str, Path]):
+    """What write_bundle wrote, by key ("markdown", "html", "docx", "pdf", "wp", "json", "images",
+    "zip"), and in `skipped` each asked-for format this machine could not make, with the one-line
+    reason (a PDF without WeasyPrint's system libraries)."""
+
+    def __init__(self, paths: dict[str, Path], skipped: dict[str, str]):
+        super().__init__(paths)
+        self.skipped = skipped
+
+
+def write_bundle(article: Article, out_dir: str | Path, sources: bool = False,
+                 formats: Sequence[str] = DEFAULT_FORMATS) -> BundlePaths:
+    """Write the asked-for formats (names of composer.export.formats.FORMATS: md, html, docx,
+    pdf, wp), article.json, images/, article.zip (all of them) and the manifest
     (.composer-bundle.json, the bundle's files and their sha256) into out_dir. `sources`: each
     paragraph numbers the writer's passages it rests on, and a Sources list quotes them.
 
@@ -90,8 +104,11 @@ def write_bundle(article: Article, out_dir: str | Path, sources: bool = False) -
     (FileExistsError otherwise, nothing touched). Everything is written into a staging folder
     beside out_dir and renamed into place at the end; on any failure (an ImageError naming a bad
     file, an OSError naming out_dir for a full disk or a folder that cannot be written) out_dir
-    is untouched. article.json holds bundle-relative image paths: `read_bundle` reopens it.
+    is untouched. A format this machine cannot make (FormatUnavailable) is left out and named in
+    the answer's `skipped`; the others are written. article.json holds bundle-relative image
+    paths: `read_bundle` reopens it.
     """
+    chosen = [FORMATS[name] for name in dict.fromkeys(formats)]  # KeyError: a name not in FORMATS
     out_dir = Path(out_dir).absolute()
     check_replaceable(out_dir)
     images = export_images(article)  # fail on a bad image before touching the disk
@@ -100,14 +117,23 @@ def write_bundle(article: Article, out_dir: str | Path, sources: bool = False) -
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     except OSError as exc:
         raise OSError(f"{out_dir}: cannot write here ({exc.strerror or exc})") from exc
+    written: dict[str, Path] = {}
+    skipped: dict[str, str] = {}
     try:
         # mkdtemp makes a private (0700) folder; the bundle should look like any other folder.
         staging.chmod(out_dir.stat().st_mode & 0o777 if out_dir.is_dir() else 0o755)
-        notes = source_notes(article) if sources else None
-        write_markdown(article, staging, images, notes)
-        (staging / "article.html").write_text(html_document(article, images, notes), encoding="utf-8")
+        source = Source(article, images, source_notes(article) if sources else None)
+        write_images(staging, images)
+        for fmt in chosen:
+            try:
+                data = fmt.render(source)
+            except FormatUnavailable as exc:
+                skipped[fmt.name] = str(exc)
+                continue
+            (staging / fmt.filename).write_bytes(data)
+            written[fmt.key] = out_dir / fmt.filename
         (staging / "article.json").write_text(_portable(article, images).to_json(), encoding="utf-8")
-        _write_zip(staging, images)
+        _write_zip(staging, [p.name for p in written.values()], images)
         write_manifest(staging)
         _swap_into_place(staging, out_dir)
     except BaseException as exc:
@@ -115,10 +141,5 @@ def write_bundle(article: Article, out_dir: str | Path, sources: bool = False) -
         if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):
             raise OSError(f"{out_dir}: cannot write the bundle ({exc.strerror or exc})") from exc
         raise
-    return {
-        "markdown": out_dir / "article.md",
-        "html": out_dir / "article.html",
-        "json": out_dir / "article.json",
-        "images": out_dir / IMAGES_DIR,
-        "zip": out_dir / "article.zip",
-    }
+    return BundlePaths({**written, "json": out_dir / "article.json", "images": out_dir / IMAGES_DIR,
+                        "zip": out_dir / "article.zip"}, skipped)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image
 
@@ -53,3 +54,14 @@ def export_images(article: Article) -> dict[int, ExportedImage]:
         if isinstance(block, Figure) and block.image is not None:
             images[pos] = encode_figure_image(block.image.path, len(images) + 1)
     return images
+
+
+def write_images(out_dir: Path, images: dict[int, ExportedImage]) -> None:
+    """out_dir/images/ with every picture. No empty images/ for an article without pictures: the
+    manifest lists files, and a folder it cannot account for would make the next export refuse
+    to replace the bundle."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if images:
+        (out_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    for image in images.values():
+        (out_dir / image.name).write_bytes(image.data)

@@ -6,15 +6,17 @@ allow-list, a second guard should the escaping ever miss something.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import html
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
+import lxml.html
 import markdown
 import nh3
 
 from composer.article import Article, Figure
+from composer.export.content import byline, figure_alt, figure_caption, visible_controls
 from composer.export.escaping import one_line
 from composer.export.figures import ExportedImage, export_images
 from composer.export.markdown import paragraph_sources
@@ -74,11 +76,34 @@ def _nh3_clean(fragment: str) -> str:
     )
 
 
-def _figure_html(block: Figure, image: ExportedImage) -> str:
-    alt = html.escape(one_line(block.alt or block.caption), quote=True)
-    caption = one_line(block.caption)
-    figcaption = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-    return f'<figure><img src="{image.data_uri}" alt="{alt}">{figcaption}</figure>'
+@dataclass(frozen=True)
+class TextPart:
+    """A paragraph or heading (or the Sources list) as sanitised HTML: one or more block
+    elements (a paragraph of Markdown may hold a list or a quote). Every format that has
+    structure (HTML, PDF, .docx, WordPress) is made from these, so all show the same text."""
+
+    html: str
+
+    def elements(self) -> list[lxml.html.HtmlElement]:
+        root = lxml.html.fragment_fromstring(self.html, create_parent="div")
+        return list(root)
+
+
+@dataclass(frozen=True)
+class FigurePart:
+    image: ExportedImage
+    caption: str  # one line, as content.figure_caption gives it (a label included)
+    alt: str
+    marker: str = ""  # the numbers of the sources it rests on, "[1, 2]"
+
+    def html(self) -> str:
+        alt = html.escape(self.alt, quote=True)
+        figcaption = f"<figcaption>{html.escape(self.caption)}</figcaption>" if self.caption else ""
+        marker = f" <sup>{html.escape(self.marker)}</sup>" if self.marker else ""
+        return f'<figure><img src="{self.image.data_uri}" alt="{alt}">{figcaption}</figure>{marker}'
+
+
+BodyPart = TextPart | FigurePart
 
 
 def _text_renderer() -> markdown.Markdown:
@@ -93,24 +118,36 @@ def _text_renderer() -> markdown.Markdown:
     return md
 
 
-def _html_body(article: Article, images: dict[int, ExportedImage], notes: SourceNotes | None = None) -> str:
+def body_parts(article: Article, images: dict[int, ExportedImage], notes: SourceNotes | None = None) -> list[BodyPart]:
+    """The article's body in order, for every structured format. Text XML cannot hold (a NUL,
+    an ESC) is made visible first (content.visible_controls), so no format loses it."""
     # One Markdown pass per block: an unclosed tag or fence in one paragraph cannot swallow
     # the figures and paragraphs after it.
     md = _text_renderer()
     sources = paragraph_sources(article)
-    parts: list[str] = []
+    parts: list[BodyPart] = []
     for pos, block in enumerate(article.blocks):
-        marker = (f' <sup>{html.escape(marker_text(notes.markers[pos]))}</sup>'
-                  if notes and pos in notes.markers else "")
+        marker = marker_text(notes.markers[pos]) if notes and pos in notes.markers else ""
+        sup = f" <sup>{html.escape(marker)}</sup>" if marker else ""
         if pos in sources:
-            rendered = md.reset().convert(sources[pos])
-            parts.append(rendered[:-4] + marker + "</p>" if marker and rendered.endswith("</p>") else rendered + marker)
+            rendered = md.reset().convert(visible_controls(sources[pos]))
+            rendered = rendered[:-4] + sup + "</p>" if sup and rendered.endswith("</p>") else rendered + sup
+            parts.append(TextPart(sanitize_html(rendered)))
         elif isinstance(block, Figure) and pos in images:
-            parts.append(_figure_html(block, images[pos]) + marker)
+            parts.append(FigurePart(images[pos], visible_controls(figure_caption(block)),
+                                    visible_controls(figure_alt(block)), marker))
     if notes:
-        items = "".join(f"<li>“{html.escape(one_line(text))}”</li>" for text in notes.passages)
-        parts.append(f'<section><h2>Sources</h2><ol>{items}</ol></section>')
-    return sanitize_html("\n".join(parts))
+        items = "".join(f"<li>“{html.escape(visible_controls(one_line(text)))}”</li>" for text in notes.passages)
+        parts.append(TextPart(sanitize_html(f"<section><h2>Sources</h2><ol>{items}</ol></section>")))
+    return parts
+
+
+def body_html(parts: list[BodyPart]) -> str:
+    return sanitize_html("\n".join(p.html if isinstance(p, TextPart) else p.html() for p in parts))
+
+
+def _html_body(article: Article, images: dict[int, ExportedImage], notes: SourceNotes | None = None) -> str:
+    return body_html(body_parts(article, images, notes))
 
 
 def _stylesheet() -> str:
@@ -125,11 +162,7 @@ def _html_lang(article: Article) -> str:
 
 
 def _byline(article: Article) -> str:
-    meta = article.metadata or {}
-    bits = [str(meta.get("date") or _dt.date.today().isoformat())]
-    if meta.get("model"):
-        bits.append(f"written with {meta['model']}")
-    return html.escape(" · ".join(bits))
+    return html.escape(byline(article))
 
 
 def html_document(article: Article, images: dict[int, ExportedImage], notes: SourceNotes | None = None) -> str:

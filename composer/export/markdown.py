@@ -1,15 +1,15 @@
 """article.md: YAML front matter, the title, the escaped paragraphs and the figures (images/)."""
 from __future__ import annotations
 
-import datetime as _dt
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from composer.article import Article, Figure, Paragraph
+from composer.export.content import article_date, figure_alt, figure_caption
 from composer.export.escaping import MarkdownState, escape_chunk, md_escape, one_line, safe_markdown
-from composer.export.figures import IMAGES_DIR, ExportedImage, export_images
+from composer.export.figures import ExportedImage, export_images, write_images
 from composer.export_sources import SourceNotes, marker_text
 
 
@@ -22,17 +22,16 @@ def _paragraph_markdown(block: Paragraph, state: MarkdownState) -> str:
 
 
 def _figure_markdown(block: Figure, image: ExportedImage) -> str:
-    alt = md_escape(block.alt or block.caption)
-    lines = [f"![{alt}]({image.name})"]
-    if block.caption.strip():
-        lines.append(f"*{md_escape(block.caption)}*")
+    lines = [f"![{md_escape(figure_alt(block))}]({image.name})"]
+    if caption := figure_caption(block):
+        lines.append(f"*{md_escape(caption)}*")
     return "\n".join(lines)
 
 
 def _front_matter(article: Article) -> str:
     meta = article.metadata or {}
     fields: dict[str, Any] = {"title": str(article.title)}
-    fields["date"] = str(meta.get("date") or _dt.date.today().isoformat())
+    fields["date"] = article_date(article)
     if meta.get("model"):
         fields["model"] = str(meta["model"])
     lines = [f"{key}: {_yaml_scalar(value)}" for key, value in fields.items()]
@@ -74,7 +73,7 @@ def _markdown_body(article: Article, images: dict[int, ExportedImage], notes: So
     return "\n\n".join(parts) + "\n"
 
 
-def _markdown_document(article: Article, images: dict[int, ExportedImage], notes: SourceNotes | None = None) -> str:
+def markdown_document(article: Article, images: dict[int, ExportedImage], notes: SourceNotes | None = None) -> str:
     title = md_escape(article.title)
     heading = f"# {title}\n\n" if title else ""
     return _front_matter(article) + "\n" + heading + _markdown_body(article, images, notes)
@@ -82,15 +81,9 @@ def _markdown_document(article: Article, images: dict[int, ExportedImage], notes
 
 def write_markdown(article: Article, out_dir: Path, images: dict[int, ExportedImage],
                     notes: SourceNotes | None = None) -> Path:
-    # No empty images/ for an article without pictures: the manifest lists files, and a folder
-    # it cannot account for would make the next export refuse to replace the bundle.
-    if images:
-        (out_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for image in images.values():
-        (out_dir / image.name).write_bytes(image.data)
+    write_images(out_dir, images)
     md_path = out_dir / "article.md"
-    md_path.write_text(_markdown_document(article, images, notes), encoding="utf-8")
+    md_path.write_text(markdown_document(article, images, notes), encoding="utf-8")
     return md_path
 
 
