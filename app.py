@@ -100,6 +100,8 @@ ZH = {
     "Found": "搜索结果", "Undo": "撤销", "Redo": "重做", "Export": "导出",
     "Sources in the export": "导出时附上出处", "Download .zip": "下载 .zip",
     "Download .html": "下载 .html", "Download article.json": "下载 article.json",
+    "Download .docx": "下载 .docx", "Download .pdf": "下载 .pdf", "Download WordPress": "下载 WordPress 区块",
+    "Download .md": "下载 .md", "Copy article": "复制文章",
     "Instruction for Rewrite / Expand / Shorten, or what a new paragraph is about":
         "改写、扩写、缩写的要求，或新段落的内容",
     "Rewrite": "改写", "Expand": "扩写", "Shorten": "缩写", "Insert before": "在前面插入", "Insert after": "在后面插入",
@@ -109,6 +111,10 @@ ZH = {
     "Duplicate": "复制", "Delete article": "删除文章", "Undo delete": "撤销删除",
     "Accept": "采用", "Try again": "重试", "Discard": "放弃",
 }
+
+# The Export row's downloads, by write_bundle's key: one per format, the zip of all, article.json.
+DOWNLOADS = {"zip": "Download .zip", "html": "Download .html", "docx": "Download .docx", "pdf": "Download .pdf",
+             "wp": "Download WordPress", "markdown": "Download .md", "json": "Download article.json"}
 I18N = gr.I18n(en={key: key for key in ZH}, zh=ZH)
 t = I18N
 
@@ -254,9 +260,9 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                     with_sources = gr.Checkbox(label=t("Sources in the export"), value=False, container=False,
                                                elem_id="with-sources")
                 with gr.Row():
-                    zip_file = gr.DownloadButton(t("Download .zip"), visible=False, size="sm")
-                    html_file = gr.DownloadButton(t("Download .html"), visible=False, size="sm")
-                    json_file = gr.DownloadButton(t("Download article.json"), visible=False, size="sm")
+                    # One download per format after Export; the zip holds them all.
+                    downloads = {key: gr.DownloadButton(t(label), visible=False, size="sm")
+                                 for key, label in DOWNLOADS.items()}
                 instruction = gr.Textbox(
                     label=t("Instruction for Rewrite / Expand / Shorten, or what a new paragraph is about"), lines=1,
                     elem_id="instruction")
@@ -619,18 +625,21 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
 
         def on_export(sources: bool, request: gr.Request):
             s = session_of(request)
-            hidden = gr.DownloadButton(visible=False)
             if s.article is None:
-                return status_markdown("Compose an article first."), hidden, hidden, hidden
+                return status_markdown("Compose an article first."), *(gr.DownloadButton(visible=False)
+                                                                       for _ in downloads)
             try:
                 paths = s.export(sources=bool(sources))
             except (ImageError, OSError, ValueError) as exc:
-                return status_markdown(f"⚠️ Export failed: {exc}"), gr.skip(), gr.skip(), gr.skip()
-            return (status_markdown("Exported."), gr.DownloadButton(value=str(paths["zip"]), visible=True),
-                    gr.DownloadButton(value=str(paths["html"]), visible=True),
-                    gr.DownloadButton(value=str(paths["json"]), visible=True))
+                return status_markdown(f"⚠️ Export failed: {exc}"), *(gr.skip() for _ in downloads)
+            # A format this machine could not make (a PDF without its system library) is said in
+            # one line; its button stays hidden and every other format downloads.
+            message = " ".join(["Exported.", *(f"⚠️ {reason}" for reason in paths.skipped.values())])
+            return status_markdown(message), *(
+                gr.DownloadButton(value=str(paths[key]), visible=True) if key in paths
+                else gr.DownloadButton(visible=False) for key in downloads)
 
-        export_btn.click(on_export, [with_sources], [status, zip_file, html_file, json_file], **at_once)
+        export_btn.click(on_export, [with_sources], [status, *downloads.values()], **at_once)
 
         # --- the picture library: add, re-sync (with progress), search ------------------------------
         if library is not None:

@@ -83,7 +83,7 @@ def _add_figure(doc: DocxDocument, part: FigurePart) -> None:
     doc_pr.set("title", part.alt)
     caption = " ".join(bit for bit in (part.caption, part.marker) if bit)
     if caption:
-        doc.add_paragraph(caption, style="Caption")
+        doc.add_paragraph(caption, style="Caption").alignment = WD_ALIGN_PARAGRAPH.CENTER
 
 
 def _heading_style(level: int) -> str:
