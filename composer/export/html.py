@@ -162,11 +162,11 @@ def _html_lang(article: Article) -> str:
 
 
 def _byline(article: Article) -> str:
-    return html.escape(byline(article))
+    return html.escape(visible_controls(byline(article)))
 
 
 def html_document(article: Article, images: dict[int, ExportedImage], notes: SourceNotes | None = None) -> str:
-    title = html.escape(one_line(article.title), quote=True)
+    title = html.escape(visible_controls(one_line(article.title)), quote=True)
     # The CSP is a second line of defence should anything slip past the sanitiser: no
     # scripts, no network, only inline styles and embedded images.
     csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
