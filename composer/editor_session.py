@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.article import Article, Block, Figure, ImageRef, Paragraph, paragraph_label
-from composer.export import ALL_FORMATS, BundlePaths, write_bundle
+from composer.export import ALL_FORMATS, BundlePaths, article_fragment, write_bundle
 from composer.images import ImageError, LoadedImage, display_name, is_sha256, load_uploads, named_image_error
 from composer.model.base import ChatModelBase, ModelError, Prompt, Sampling
 from composer.model.serialized import Cancelled, SerializedModel
@@ -709,6 +709,18 @@ class EditorSession:
             return self._export_dir
 
     # --- export ----------------------------------------------------------------------------
+    def clipboard_html(self) -> str:
+        """The current article as one sanitised HTML fragment with its pictures inline (data:
+        URLs), for "Copy article": pasted into Google Docs, Substack, Medium or Notion, it keeps
+        its headings, pictures and captions."""
+        article = self.article
+        if article is None:
+            raise ValueError("compose an article first")
+        try:
+            return article_fragment(article)
+        except ImageError as exc:
+            raise named_image_error(exc) from None
+
     def export(self, sources: bool = False, formats: Sequence[str] = ALL_FORMATS) -> BundlePaths:
         """Write the current article as a bundle in this session's own temp folder (made on the
         first export, removed by close): every format (one download each) and the zip of all.
