@@ -316,3 +316,34 @@ def test_formats_by_name():
         parse_formats("md,odt")
     with pytest.raises(FormatError, match="no format"):
         parse_formats(" , ")
+
+
+def test_markdown_structures_become_word_styles_and_blocks(tmp_path):
+    """Lists, quotes, code and a rule in a paragraph's Markdown: Word's list, Quote and monospace
+    runs; WordPress's list, quote, code and separator blocks."""
+    text = ("Intro with `a code` span, a <tag> and a line  \nbreak.\n\n1. first\n2. second\n    - nested\n\n"
+            "> a quoted *line*\n\n    def f():\n        return 1\n\n---\n\nAfter the rule.")
+    paths = write_bundle(Article("Structures", (Paragraph(text),)), tmp_path / "b", formats=("docx", "wp"))
+    doc = docx.Document(str(paths["docx"]))
+    paras = [(p.style.name, p.text) for p in doc.paragraphs][2:]
+    assert paras == [
+        ("Normal", "Intro with a code span, a <tag> and a line\nbreak."),
+        ("List Number", "first"), ("List Number", "second"), ("List Bullet 2", "nested"),
+        ("Quote", "a quoted line"),
+        ("Normal", "def f():\n    return 1"),
+        ("Normal", ""),
+        ("Normal", "After the rule."),
+    ]
+    code_runs = [r for p in doc.paragraphs for r in p.runs if r.font.name == "Courier New"]
+    assert [r.text for r in code_runs] == ["a code", "def f():\n    return 1"]
+    assert doc.paragraphs[2 + 6]._p.xpath(".//w:pBdr")  # the rule is a bottom border
+    blocks, outside = parse_wp_blocks(paths["wp"].read_text(encoding="utf-8"))
+    assert outside == ""
+    assert [(b.name, b.attrs) for b in blocks] == [
+        ("core/heading", {"level": 1}), ("core/paragraph", {}), ("core/list", {"ordered": True}),
+        ("core/quote", {}), ("core/code", {}), ("core/separator", {}), ("core/paragraph", {})]
+    second = blocks[2].inner_blocks[1]
+    assert [b.name for b in second.inner_blocks] == ["core/list"]  # the nested list is a block in the item
+    assert [b.name for b in blocks[3].inner_blocks] == ["core/paragraph"]
+    code = lxml.html.fragment_fromstring(blocks[4].inner_html.strip())
+    assert code.get("class") == "wp-block-code" and code.text_content() == "def f():\n    return 1"

@@ -106,7 +106,8 @@ def _add_block(doc: DocxDocument, el: lxml.html.HtmlElement, list_depth: int, st
         _add_children(doc, el, list_depth, "Quote")
     elif tag == "pre":
         para = doc.add_paragraph(style=style)
-        run = para.add_run(el.text_content())
+        # A browser shows no last empty line for the newline that ends a code block.
+        run = para.add_run(el.text_content().rstrip("\n"))
         run.font.name = _MONO
         run.font.size = Pt(9.5)
     elif tag == "hr":
@@ -138,14 +139,30 @@ def _add_list_item(doc: DocxDocument, li: lxml.html.HtmlElement, style: str, dep
             _add_block(doc, child, depth, None)
         else:
             _inline_element(para, child, {})
-        _add_run(para, child.tail, {})
+        _add_run(para, _tail(child), {})
+    _trim(para)
 
 
 def _inline(para: DocxParagraph, el: lxml.html.HtmlElement) -> None:
     _add_run(para, el.text, {})
     for child in el:
         _inline_element(para, child, {})
-        _add_run(para, child.tail, {})
+        _add_run(para, _tail(child), {})
+    _trim(para)
+
+
+def _trim(para: DocxParagraph) -> None:
+    """Spaces at a paragraph's ends show nothing on a page (the source's line breaks around a
+    nested list, say); in Word they would be typed text."""
+    runs = [r for r in para.runs if r.text]
+    if runs:
+        runs[0].text = runs[0].text.lstrip(" ")
+        runs[-1].text = runs[-1].text.rstrip(" ")
+
+
+def _tail(el: lxml.html.HtmlElement) -> str | None:
+    # The source's newline after a <br> is no space on the page: the line starts after it.
+    return el.tail.lstrip("\r\n") if el.tag == "br" and el.tail else el.tail
 
 
 def _inline_element(para: DocxParagraph, el: lxml.html.HtmlElement, fmt: dict[str, bool]) -> None:
@@ -158,7 +175,7 @@ def _inline_element(para: DocxParagraph, el: lxml.html.HtmlElement, fmt: dict[st
     _add_run(para, el.text, fmt)
     for child in el:
         _inline_element(para, child, fmt)
-        _add_run(para, child.tail, fmt)
+        _add_run(para, _tail(child), fmt)
 
 
 def _flow(text: str) -> str:

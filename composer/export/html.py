@@ -1,8 +1,10 @@
 """article.html: one self-contained, sanitised page (stylesheet inline, pictures embedded), and
-the same article as a fragment for the editor's preview.
+the same article as a fragment (the editor's preview, Copy article).
 
 The HTML is rendered from the escaped Markdown (escaping.py) and then sanitised with an
-allow-list, a second guard should the escaping ever miss something.
+allow-list, a second guard should the escaping ever miss something. The body's parts
+(body_parts) are what the other structured formats (docx, pdf, wordpress) are made from, so
+no format has text the page has not.
 """
 from __future__ import annotations
 
@@ -33,7 +35,6 @@ _ALLOWED_TAGS = {
 _ALLOWED_ATTRIBUTES = {"img": {"src", "alt"}}
 _IMAGE_DATA_PREFIXES = ("data:image/jpeg;base64,", "data:image/png;base64,")
 _LANG_RE = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
-
 
 
 def _filter_attribute(tag: str, attr: str, value: str) -> str | None:
@@ -185,7 +186,7 @@ def html_document(article: Article, images: dict[int, ExportedImage], notes: Sou
 def article_fragment(article: Article) -> str:
     """The article as a sanitised HTML fragment (title and body, images embedded) for a page
     that has its own head, such as the editor's preview."""
-    title = html.escape(one_line(article.title), quote=True)
+    title = html.escape(visible_controls(one_line(article.title)), quote=True)
     return (f'<article class="composer-article"><h1>{title}</h1>\n'
             f"{_html_body(article, export_images(article))}</article>")
 

@@ -65,7 +65,7 @@ def _element_blocks(el: lxml.html.HtmlElement) -> list[str]:
         inner = "\n\n".join(b for child in el for b in _element_blocks(child))
         return [_block("quote", f'<blockquote class="wp-block-quote">{inner}</blockquote>')]
     if tag == "pre":
-        code = html.escape(el.text_content(), quote=False)
+        code = html.escape(el.text_content().rstrip("\n"), quote=False)
         return [_block("code", f'<pre class="wp-block-code"><code>{code}</code></pre>')]
     if tag == "hr":
         return [_block("separator", '<hr class="wp-block-separator has-alpha-channel-opacity"/>')]
