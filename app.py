@@ -101,6 +101,45 @@ EDITOR_CSS = """
 """
 
 
+# "Copy article" puts the article on the clipboard as rich HTML (pictures inline) and as plain
+# text. A browser lets a page write the clipboard only during the writer's click, and the HTML
+# comes from the server after it: so the click writes a ClipboardItem at once whose contents are
+# a promise, which the next step fulfils with the server's HTML (or rejects: nothing to copy).
+COPY_START_JS = """() => {
+  const pending = {};
+  const html = new Promise((resolve, reject) => { pending.resolve = resolve; pending.reject = reject; });
+  html.catch(() => {});
+  window.composerCopy = pending;
+  const blocks = "h1, h2, h3, h4, h5, h6, p, li, pre, figcaption";
+  const plain = h => [...new DOMParser().parseFromString(h, "text/html").querySelectorAll(blocks)]
+    .map(e => e.textContent).join("\\n\\n");
+  if (window.ClipboardItem && navigator.clipboard && navigator.clipboard.write) {
+    pending.written = navigator.clipboard.write([new ClipboardItem({
+      "text/html": html.then(h => new Blob([h], {type: "text/html"})),
+      "text/plain": html.then(h => new Blob([plain(h)], {type: "text/plain"})),
+    })]);
+    pending.written.catch(() => {});
+  }
+  return [];
+}"""
+COPY_FINISH_JS = """(h) => {
+  const pending = window.composerCopy;
+  if (!pending) return [];
+  window.composerCopy = null;
+  if (!h) { pending.reject(new Error("nothing to copy")); return []; }
+  pending.resolve(h);
+  const say = text => { const s = document.querySelector("#status"); if (s) s.textContent = text; };
+  if (!pending.written) {
+    say("⚠️ This browser cannot copy rich text: use Download .html and copy from the page.");
+  } else {
+    pending.written.catch(e => say("⚠️ The browser did not copy the article (" + e.message + ")."));
+  }
+  return [];
+}"""
+
+# The Export row's downloads, by write_bundle's key: one per format, the zip of all, article.json.
+DOWNLOADS = {"zip": "Download .zip", "html": "Download .html", "docx": "Download .docx", "pdf": "Download .pdf",
+             "wp": "Download WordPress", "markdown": "Download .md", "json": "Download article.json"}
 # Interface labels in English and Chinese: the browser's language picks one (keys are the English).
 I18N = gr.I18n(en={key: key for key in LABELS_ZH}, zh=LABELS_ZH)
 t = I18N
@@ -251,12 +290,14 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                     undo_btn = gr.Button(t("Undo"), size="sm")
                     redo_btn = gr.Button(t("Redo"), size="sm")
                     export_btn = gr.Button(t("Export"), size="sm")
+                    copy_btn = gr.Button(t("Copy article"), size="sm", elem_id="copy-article")
+                    copy_html = gr.Textbox(visible=False)
                     with_sources = gr.Checkbox(label=t("Sources in the export"), value=False, container=False,
                                                elem_id="with-sources")
                 with gr.Row():
-                    zip_file = gr.DownloadButton(t("Download .zip"), visible=False, size="sm")
-                    html_file = gr.DownloadButton(t("Download .html"), visible=False, size="sm")
-                    json_file = gr.DownloadButton(t("Download article.json"), visible=False, size="sm")
+                    # One download per format after Export; the zip holds them all.
+                    downloads = {key: gr.DownloadButton(t(label), visible=False, size="sm")
+                                 for key, label in DOWNLOADS.items()}
                 instruction = gr.Textbox(
                     label=t("Instruction for Rewrite / Expand / Shorten, or what a new paragraph is about"), lines=1,
                     elem_id="instruction")
@@ -672,18 +713,33 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
 
         def on_export(sources: bool, request: gr.Request):
             s = session_of(request)
-            hidden = gr.DownloadButton(visible=False)
             if s.article is None:
-                return status_markdown("Compose an article first."), hidden, hidden, hidden
+                return status_markdown("Compose an article first.", s.language), *(gr.DownloadButton(visible=False)
+                                                                       for _ in downloads)
             try:
                 paths = s.export(sources=bool(sources))
             except (ImageError, OSError, ValueError) as exc:
-                return status_markdown(f"⚠️ Export failed: {exc}"), gr.skip(), gr.skip(), gr.skip()
-            return (status_markdown("Exported."), gr.DownloadButton(value=str(paths["zip"]), visible=True),
-                    gr.DownloadButton(value=str(paths["html"]), visible=True),
-                    gr.DownloadButton(value=str(paths["json"]), visible=True))
+                return status_markdown(f"⚠️ Export failed: {exc}", s.language), *(gr.skip() for _ in downloads)
+            # A format this machine could not make (a PDF without its system library) is said in
+            # one line; its button stays hidden and every other format downloads.
+            message = " ".join(["Exported.", *(f"⚠️ {reason}" for reason in paths.skipped.values())])
+            return status_markdown(message, s.language), *(
+                gr.DownloadButton(value=str(paths[key]), visible=True) if key in paths
+                else gr.DownloadButton(visible=False) for key in downloads)
 
-        export_btn.click(on_export, [with_sources], [status, zip_file, html_file, json_file], **at_once)
+        export_btn.click(on_export, [with_sources], [status, *downloads.values()], **at_once)
+
+        def on_copy(request: gr.Request):
+            s = session_of(request)
+            try:
+                fragment = s.clipboard_html()
+            except (ImageError, OSError, ValueError) as exc:
+                return status_markdown(f"⚠️ Nothing copied: {exc}", s.language), ""
+            said = "Article copied: paste it into Google Docs, Word, Substack, Medium or Notion."
+            return status_markdown(said, s.language), fragment
+
+        copy_btn.click(on_copy, None, [status, copy_html], js=COPY_START_JS, **at_once).then(
+            None, [copy_html], None, js=COPY_FINISH_JS, **at_once)
 
         # --- the picture library: add, re-sync (with progress), search ------------------------------
         if library is not None:

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from composer.article import paragraph_label
+from composer.export.formats import DEFAULT_FORMATS, FORMATS, FormatError, parse_formats
 from composer.imagegen.illustrate import Illustrator
 from composer.images import ImageError, load_uploads
 from composer.model.base import ModelError
@@ -22,7 +23,11 @@ def add_compose_parser(subparsers) -> None:
     p = subparsers.add_parser("compose", help="write an illustrated article from a request file")
     p.add_argument("--request", required=True, metavar="REQUEST.json", help="title, outline, materials, ...")
     p.add_argument("--out", required=True, metavar="DIR",
-                   help="folder to write article.md/.html/.json/.zip and images/")
+                   help="folder to write the article (one file per format), article.json, images/ and a zip of all")
+    p.add_argument("--formats", default=",".join(DEFAULT_FORMATS), metavar="LIST",
+                   help=f"formats to write, comma-separated, from {','.join(FORMATS)} "
+                   f"(md Markdown, html one page, docx Word, pdf PDF, wp WordPress blocks; "
+                   f"default: {','.join(DEFAULT_FORMATS)})")
     p.add_argument("--model", default="embedded", metavar="SPEC",
                    help="embedded | gguf:PATH.gguf | xcomposer2[:ID_OR_PATH] | "
                    "openai:URL[,URL...][#MODEL][?images=on|off&dialect=...] (default: embedded)")
@@ -45,6 +50,10 @@ def run_compose(args: argparse.Namespace) -> int:
     from composer.export import write_bundle
     from composer.planner.pipeline import compose
 
+    try:
+        formats = parse_formats(args.formats)
+    except FormatError as exc:
+        raise UsageError(f"--formats: {exc}") from exc
     try:
         request = load_request(args.request)
         if args.image_count is not None:
@@ -71,13 +80,15 @@ def run_compose(args: argparse.Namespace) -> int:
         except ModelError as exc:  # out of memory, prompt too long, a server that died: nothing written
             raise UsageError(f"model {model.name}: {exc}") from exc
         try:
-            paths = write_bundle(article, args.out, sources=args.sources)
+            paths = write_bundle(article, args.out, sources=args.sources, formats=formats)
         except ImageError as exc:
             raise UsageError(str(exc)) from exc
         except OSError as exc:  # FileExistsError included: the message names the folder
             raise UsageError(f"--out {exc}") from exc
+    for reason in paths.skipped.values():  # a PDF without its system library: the rest is written
+        say("warn", reason)
     _say_claims(article, paths.get("json"), say)
-    for key in ("html", "markdown", "json", "zip"):
+    for key in ("html", "markdown", "docx", "pdf", "wp", "json", "zip"):
         if key in paths:
             print(paths[key])
     return 0

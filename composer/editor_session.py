@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.article import Article, Block, Figure, ImageRef, Paragraph, paragraph_label
-from composer.export import write_bundle
+from composer.export import ALL_FORMATS, BundlePaths, article_fragment, write_bundle
 from composer.imagegen import ImageGenerator, ImageGenError, Size
 from composer.imagegen.illustrate import Illustrator, next_seed, prompt_for, slot_seed
 from composer.images import ImageError, LoadedImage, display_name, is_sha256, load_uploads, named_image_error
@@ -823,11 +823,25 @@ class EditorSession:
             return self._export_dir
 
     # --- export ----------------------------------------------------------------------------
-    def export(self, sources: bool = False) -> dict[str, Path]:
+    def clipboard_html(self) -> str:
+        """The current article as one sanitised HTML fragment with its pictures inline (data:
+        URLs), for "Copy article": pasted into Google Docs, Substack, Medium or Notion, it keeps
+        its headings, pictures and captions."""
+        article = self.article
+        if article is None:
+            raise ValueError("compose an article first")
+        try:
+            return article_fragment(article)
+        except ImageError as exc:
+            raise named_image_error(exc) from None
+
+    def export(self, sources: bool = False, formats: Sequence[str] = ALL_FORMATS) -> BundlePaths:
         """Write the current article as a bundle in this session's own temp folder (made on the
-        first export, removed by close). Each export gets a fresh folder and the one before is
-        removed, so an export never depends on what an earlier one left. `sources`: the .md and
-        .html number the passages of the notes each paragraph rests on and list them."""
+        first export, removed by close): every format (one download each) and the zip of all.
+        Each export gets a fresh folder and the one before is removed, so an export never
+        depends on what an earlier one left. `sources`: each format numbers the passages of the
+        notes each paragraph rests on and lists them. A format this machine cannot make is in
+        the answer's `skipped`, with the reason."""
         article = self.article
         if article is None:
             raise ValueError("compose an article first")
@@ -836,7 +850,7 @@ class EditorSession:
             self._exports += 1
             out = scratch / f"export-{self._exports}"
         try:
-            paths = write_bundle(article, out, sources=sources)
+            paths = write_bundle(article, out, sources=sources, formats=formats)
         except ImageError as exc:
             raise named_image_error(exc) from None
         for old in scratch.glob("export-*"):

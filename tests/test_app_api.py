@@ -32,7 +32,9 @@ def test_compose_endpoint_returns_the_article_and_its_bundle(server):
     assert article["title"] == "A cat at the window"
     assert any(b["type"] == "paragraph" for b in article["blocks"])
     with zipfile.ZipFile(bundle) as z:
-        assert {"article.md", "article.html", "article.json"} <= set(z.namelist())
+        # Every format (issue 21): the zip is the whole bundle.
+        assert {"article.md", "article.html", "article.docx", "article.pdf", "article.wp.html",
+                "article.json"} <= set(z.namelist())
         assert any(n.startswith("images/") for n in z.namelist())
     # The same article's check through /check: the lines `python -m composer check` prints.
     from composer.article import Article

@@ -99,6 +99,43 @@ def test_end_to_end_with_two_photos(tmp_path):
     assert html.count("data:image/jpeg;base64,") == 2 and "<script" not in html.lower()
 
 
+@pytest.mark.slow
+def test_every_format_from_the_cli(tmp_path):
+    """--formats: each file written, printed, in the zip; the Word file and the PDF read back
+    (python-docx, poppler) with the article's title, headings and both captions."""
+    import docx
+
+    from composer.export.testing import pdf_text
+
+    out = tmp_path / "out"
+    r = composer("compose", "--request", EXAMPLE, "--images", *PHOTOS, "--out", out, "--seed", "3", "--quiet",
+                 "--formats", "md,html,docx,pdf,wp")
+    assert r.returncode == 0, r.stderr[-3000:]
+    files = ["article.html", "article.md", "article.docx", "article.pdf", "article.wp.html", "article.json",
+             "article.zip"]
+    assert r.stdout.split() == [str(out / name) for name in files]
+    with zipfile.ZipFile(out / "article.zip") as z:
+        assert set(files) - {"article.zip"} <= set(z.namelist())
+    article = json.loads((out / "article.json").read_text())
+    headings = [b["text"] for b in article["blocks"] if b["type"] == "paragraph" and b["kind"] == "heading"]
+    captions = [" ".join(b["caption"].split()) for b in article["blocks"] if b["type"] == "figure" and b["image"]]
+    doc = docx.Document(str(out / "article.docx"))
+    assert doc.paragraphs[0].style.name == "Title" and doc.paragraphs[0].text == article["title"]
+    styled = {(p.style.name, p.text) for p in doc.paragraphs}
+    assert all(("Caption", c) in styled for c in captions) and len(doc.inline_shapes) == 2
+    assert all(any(s.startswith("Heading") and t == " ".join(h.split()) for s, t in styled) for h in headings)
+    pdf = "".join(pdf_text(out / "article.pdf").split())
+    assert all("".join(c.split()) in pdf for c in [article["title"], *headings, *captions])
+
+
+def test_an_unknown_format_is_one_line_before_composing(tmp_path):
+    r = composer("compose", "--request", EXAMPLE, "--out", tmp_path / "out", "--formats", "md,odt")
+    assert r.returncode == 2 and "==> write" not in r.stderr and "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: --formats") and "'odt'" in last and "md,html,docx,pdf,wp" in last
+    assert not (tmp_path / "out").exists()
+
+
 def test_output_folder_with_other_files_is_refused_before_composing(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -202,3 +202,23 @@ def test_provenance_read_back_is_checked(tmp_path, bad):
     data["blocks"][1]["generated"] = None  # "generated" with no provenance is refused too
     with pytest.raises(ValueError):
         Article.from_dict(data)
+
+
+def test_every_format_labels_a_generated_picture_as_the_html_does(tmp_path):
+    """Issue 21 meets issue 20: .docx, PDF and WordPress say "Generated illustration" where the
+    page does, read back with readers that are not ours; the .docx's picture keeps its XMP."""
+    from docx import Document
+
+    from composer.export.testing import parse_wp_blocks, pdf_text
+
+    paths = write_bundle(generated_article(tmp_path), tmp_path / "out", formats=("md", "html", "docx", "pdf", "wp"))
+    doc = Document(str(paths["docx"]))
+    captions = [p.text for p in doc.paragraphs if p.style.name == "Caption"]
+    assert captions == [f"{LABEL}: Sputnik <b>beeps</b>"], captions
+    [picture] = [part for part in doc.part.package.parts if part.partname.startswith("/word/media/")]
+    assert DIGITAL_SOURCE_TYPE in xmp_of(picture.blob)
+    assert f"{LABEL}: Sputnik <b>beeps</b>" in " ".join(pdf_text(paths["pdf"]).split())
+    blocks, outside = parse_wp_blocks(paths["wp"].read_text(encoding="utf-8"))
+    [image] = [b for b in blocks if b.name == "core/image"]
+    assert f"<figcaption class=\"wp-element-caption\">{LABEL}: Sputnik &lt;b&gt;beeps&lt;/b&gt;</figcaption>" \
+        in image.inner_html or f"{LABEL}: Sputnik &lt;b&gt;beeps&lt;/b&gt;" in image.inner_html

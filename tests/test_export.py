@@ -280,14 +280,16 @@ def test_bundle_files_and_zip_contents(tmp_path):
     article = sample_article()
     paths = write_bundle(article, tmp_path / "bundle")
     out = tmp_path / "bundle"
-    assert {p.name for p in out.iterdir()} == {"article.md", "article.html", "article.json", "article.zip", "images",
-                                               ".composer-bundle.json"}
+    # The default formats: as before, plus Word (issue 21).
+    assert {p.name for p in out.iterdir()} == {"article.md", "article.html", "article.docx", "article.json",
+                                               "article.zip", "images", ".composer-bundle.json"}
     assert all(p.exists() for p in paths.values())
     image_names = sorted(f"images/{p.name}" for p in (out / "images").iterdir())
     assert len(image_names) == 2
     with zipfile.ZipFile(paths["zip"]) as zf:
         assert zf.testzip() is None
-        assert sorted(zf.namelist()) == sorted(["article.md", "article.html", "article.json", *image_names])
+        assert sorted(zf.namelist()) == sorted(["article.md", "article.html", "article.docx", "article.json",
+                                                *image_names])
         assert zf.read("article.md") == paths["markdown"].read_bytes()
         assert zf.read("article.html") == paths["html"].read_bytes()
         assert zf.read("article.json") == paths["json"].read_bytes()
@@ -368,7 +370,7 @@ def test_failing_image_keeps_previous_bundle(tmp_path):
 
 
 def test_failure_while_writing_cleans_staging(tmp_path, monkeypatch):
-    import composer.export as export
+    import composer.export.bundle as export
 
     def boom(*args, **kwargs):
         raise OSError("disk full")

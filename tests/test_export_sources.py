@@ -42,3 +42,22 @@ def test_without_sources_nothing_is_added(tmp_path):
     paths = write_bundle(article(), tmp_path / "out")
     assert "Sources" not in paths["markdown"].read_text(encoding="utf-8")
     assert "<sup>" not in paths["html"].read_text(encoding="utf-8")
+
+
+def test_markers_and_the_sources_list_in_word_and_wordpress(tmp_path):
+    """The same numbers and list in the formats made from the page's parts (issue 21)."""
+    import docx
+
+    from composer.export.testing import parse_wp_blocks
+
+    paths = write_bundle(article(), tmp_path / "out", sources=True, formats=("docx", "wp"))
+    paras = [(p.style.name, p.text) for p in docx.Document(str(paths["docx"])).paragraphs]
+    assert ("Normal", "The café opens at seven. [3]") in paras
+    sources = paras[paras.index(("Heading 1", "Sources")) + 1:]
+    assert sources == [("List Number", f"“{HOSTILE}”"), ("List Number", "“She has a water bowl by the door.”"),
+                       ("List Number", "“The café opens at seven.”")]
+    blocks, outside = parse_wp_blocks(paths["wp"].read_text(encoding="utf-8"))
+    assert outside == "" and [b.name for b in blocks][-2:] == ["core/heading", "core/list"]
+    assert "<sup>[3]</sup></p>" in blocks[-3].inner_html
+    items = [item.inner_html for item in blocks[-1].inner_blocks]
+    assert len(items) == 3 and "&lt;b&gt;the&lt;/b&gt;" in items[0] and "<a" not in items[0]

@@ -124,7 +124,7 @@ def test_an_unreferenced_member_that_is_not_a_picture_is_refused(tmp_path):
 
 
 def test_a_bundle_over_the_total_limit_is_refused_before_anything_is_written(tmp_path, monkeypatch):
-    import composer.export as export
+    import composer.export.reopen as export
 
     zipped = bundle_zip(tmp_path / "b.zip", "0" * 64, CAT.read_bytes())
     monkeypatch.setattr(export, "MAX_BUNDLE_BYTES", len(CAT.read_bytes()))
