@@ -41,6 +41,7 @@ from composer.editor_session import (
     picture_name,
     picture_options,
 )
+from composer.export import warm_up as export_warm_up
 from composer.images import MAX_FILE_BYTES, ImageError, LoadedImage
 from composer.interface_text import LABELS_ZH, interface_language, say, wait_words
 from composer.job_clock import JobClock
@@ -751,14 +752,15 @@ def build(services: Services, workspace: Workspace, sessions: SessionRegistry) -
                 return (html.escape(f"{library_summary(library)} (last sync: {report.summary()})"),
                         header_text(session_of(request).language))
 
-            def on_library_add(paths, progress=gr.Progress()):
+            def on_library_add(paths, request: gr.Request, progress=gr.Progress()):
                 if not paths:
                     return gr.skip(), gr.skip(), None
                 try:
                     add_to_library(library, paths)
                 except ImageError as exc:
-                    return html.escape(f"⚠️ {exc}. Nothing was added."), gr.skip(), None
-                return *sync(progress), None
+                    return html.escape(say(f"⚠️ {exc}. Nothing was added.", session_of(request).language)), \
+                        gr.skip(), None
+                return *sync(request, progress), None
 
             library_add.upload(on_library_add, [library_add], [library_info, header, library_add], **at_once)
             resync_btn.click(sync, None, [library_info, header], **at_once)
@@ -883,6 +885,7 @@ def main() -> None:
         services = load_services(args.model, args.encoder, library, imagegen_spec=args.imagegen)
     except ServiceError as exc:
         raise SystemExit(f"error: {exc}") from None
+    export_warm_up()  # the first PDF's font scan now, not in a writer's first Export
     sessions = SessionRegistry(lambda: EditorSession(workspace))
     demo = build(services, workspace, sessions)
     demo.queue(default_concurrency_limit=None)

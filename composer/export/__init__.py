@@ -13,7 +13,7 @@ and nothing in model text becomes a live link.
 from __future__ import annotations
 
 from composer.export.base import FormatUnavailable
-from composer.export.bundle import BundlePaths, write_bundle
+from composer.export.bundle import BundlePaths, warm_up, write_bundle
 from composer.export.formats import ALL_FORMATS, DEFAULT_FORMATS, FORMATS, FormatError, parse_formats
 from composer.export.html import article_fragment, export_html, sanitize_html
 from composer.export.manifest import MANIFEST, check_replaceable, check_writable
@@ -38,6 +38,7 @@ __all__ = [
     "export_html",
     "export_markdown",
     "read_bundle",
+    "warm_up",
     "sanitize_html",
     "write_bundle",
 ]
