@@ -44,8 +44,11 @@ def article_date(article: Article) -> str:
 
 
 def written_with(article: Article) -> str:
+    """"written with MODEL", in the article's language: a Chinese article's byline is Chinese."""
     model = (article.metadata or {}).get("model")
-    return f"written with {model}" if model else ""
+    if not model:
+        return ""
+    return f"由 {model} 撰写" if (article.metadata or {}).get("language") == "zh" else f"written with {model}"
 
 
 def byline(article: Article) -> str:
