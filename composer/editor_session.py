@@ -595,17 +595,11 @@ class EditorSession:
         from the article as it is when the edit starts; what it wrote replaces that block in the
         article as it is when it has finished, whatever other blocks were edited meanwhile."""
         # (No lock is held across a yield: a web framework may resume this generator on another thread.)
-        article = self.current()
-        if article is None:
-            yield Update("Compose an article first.", error=True)
+        target = self._target(index, key)
+        if isinstance(target, Update):
+            yield target
             return
-        if key is not None:
-            found = locate(article, index, self._names(key))
-            if found is None:
-                self._redraw()
-                yield Update(STALE, error=True, article_changed=True)
-                return
-            index = found
+        article, index = target
         model = self._job_model(services)
         seed = int(article.metadata.get("seed") or 0)
         runs = {
@@ -653,17 +647,11 @@ class EditorSession:
         if services.imagegen is None:
             yield Update(NO_ENGINE, error=True)
             return
-        article = self.current()
-        if article is None:
-            yield Update("Compose an article first.", error=True)
+        target = self._target(index, key)
+        if isinstance(target, Update):
+            yield target
             return
-        if key is not None:
-            found = locate(article, index, self._names(key))
-            if found is None:
-                self._redraw()
-                yield Update(STALE, error=True, article_changed=True)
-                return
-            index = found
+        article, index = target
         fig = article.blocks[index] if 0 <= index < len(article.blocks) else None
         if not isinstance(fig, Figure):
             yield Update("⚠️ That block is not a picture.", error=True)
@@ -745,21 +733,31 @@ class EditorSession:
         """Something the view shows besides the article changed (the writer's photos): draw it again."""
         self._redraw()
 
+    def _target(self, index: int, key: str | Sequence[str] | None) -> tuple[Article, int] | Update:
+        """The article as it is now and the block an edit is for: with `key`, the block the
+        writer saw wherever it now is. An Update saying why not when there is no article, or no
+        block is that one any more (the view is then drawn again)."""
+        article = self.current()
+        if article is None:
+            return Update("Compose an article first.", error=True)
+        if key is None:
+            return article, index
+        found = locate(article, index, self._names(key))
+        if found is None:
+            self._redraw()
+            return Update(STALE, error=True, article_changed=True)
+        return article, found
+
     def edit(self, fn: Callable[[Article, int], Article], index: int = 0, key: str | Sequence[str] | None = None,
              done: str = "Edited.") -> Update:
         """An edit that needs no model (text, caption, swap, delete), applied at once to the
         article as it is now: fn(article, index). With `key`, to the block the writer saw
         wherever it now is, and refused if no block is that one any more (see block_key)."""
         with self._lock, self._writer():
-            article = self.current()
-            if article is None:
-                return Update("Compose an article first.", error=True)
-            if key is not None:
-                found = locate(article, index, self._names(key))
-                if found is None:
-                    self._redraw()
-                    return Update(STALE, error=True, article_changed=True)
-                index = found
+            target = self._target(index, key)
+            if isinstance(target, Update):
+                return target
+            article, index = target
             try:
                 new = fn(article, index)
             except (edits.EditError, ImageError, IndexError) as exc:
