@@ -26,12 +26,12 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from PIL import Image, ImageDraw
 
-from composer.model.remote_testing import send_json
+from composer.model.remote_testing import LoopbackHTTP, send_json
 
 MODEL = "loopback-sd-turbo"
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
@@ -129,40 +129,26 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-class LoopbackImageServer:
+class LoopbackImageServer(LoopbackHTTP):
     """Both APIs on one loopback port, as stable-diffusion.cpp's sd-server serves them. Every
     accepted body (with its path) is kept in `bodies`, every refused one in `refused`."""
 
     def __init__(self, die_after: int | None = None, delay_s: float = 0.0, port: int = 0, model: str = MODEL):
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                if self.path == "/v1/models":
-                    return send_json(self, 200, {"object": "list", "data": [{"id": outer.model}]})
-                send_json(self, 404, {"error": {"message": f"no route {self.path}"}})
-
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.handle(self, self.path, raw)
-
         self.model = model
         self.die_after, self.delay_s = die_after, delay_s
         self.bodies: list[tuple[str, dict]] = []
         self.refused: list[tuple[str, str]] = []
         self.auth: list[str | None] = []
         self.pictures = 0
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), H)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._closed = False
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        super().__init__(port)
+
+    def on_get(self, h: BaseHTTPRequestHandler) -> None:
+        if h.path == "/v1/models":
+            return send_json(h, 200, {"object": "list", "data": [{"id": self.model}]})
+        super().on_get(h)
+
+    def on_post(self, h: BaseHTTPRequestHandler, raw: bytes) -> None:
+        self.handle(h, h.path, raw)
 
     # --- the two APIs ------------------------------------------------------------------------
     def handle(self, h: BaseHTTPRequestHandler, path: str, raw: bytes) -> None:
@@ -215,20 +201,6 @@ class LoopbackImageServer:
                     "sd_model_name": (body.get("override_settings") or {}).get("sd_model_checkpoint", self.model)}
             send_json(h, 200, {"images": [_b64(p) for p in pictures], "parameters": body, "info": json.dumps(info)})
 
-    def close(self) -> None:
-        with self.lock:
-            if self._closed:
-                return
-            self._closed = True
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self) -> LoopbackImageServer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="a loopback image engine (both APIs) for manual runs")
@@ -239,7 +211,7 @@ def main() -> None:
     server = LoopbackImageServer(die_after=args.die_after, delay_s=args.delay, port=args.port)
     print(f"serving {server.url} (/v1/images/generations, /sdapi/v1/txt2img)", flush=True)
     try:
-        while not server._closed:
+        while not server.closed:
             time.sleep(0.5)
     except KeyboardInterrupt:
         server.close()

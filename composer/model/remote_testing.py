@@ -81,11 +81,13 @@ def logprobs_reply(h: BaseHTTPRequestHandler, top: Sequence[tuple[str, float]], 
                        "usage": usage or {"prompt_tokens": 1, "completion_tokens": len(content)}})
 
 
-class ScriptedServer:
-    """POST runs `handler(request_handler, body)`; GET /v1/models lists `models`. Every request
-    body and Authorization header is kept, in order, for the test to inspect."""
+class LoopbackHTTP:
+    """An HTTP/1.1 server on a loopback port, serving from a thread until closed: the base of the
+    scripted chat server below and of the image engine in composer.imagegen.testing. A GET goes
+    to `on_get(h)`, a POST with its body to `on_post(h, raw)`; both answer 404 unless overridden.
+    Subclasses set their own attributes before calling this constructor (it starts serving)."""
 
-    def __init__(self, handler: Handler, models: Sequence[str] = ("scripted",)):
+    def __init__(self, port: int = 0):
         outer = self
 
         class H(BaseHTTPRequestHandler):
@@ -95,35 +97,62 @@ class ScriptedServer:
                 pass
 
             def do_GET(self):
-                with outer.lock:
-                    outer.gets += 1
-                send_json(self, 200, {"object": "list", "data": [{"id": m} for m in models]})
+                outer.on_get(self)
 
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with outer.lock:
-                    outer.bodies.append(body)
-                    outer.auth.append(self.headers.get("Authorization"))
-                handler(self, body)
+                outer.on_post(self, self.rfile.read(int(self.headers.get("Content-Length") or 0)))
 
-        self.bodies: list[dict] = []
-        self.auth: list[str | None] = []
-        self.gets = 0
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.closed = False
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), H)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
+    def on_get(self, h: BaseHTTPRequestHandler) -> None:
+        send_json(h, 404, {"error": {"message": f"no route {h.path}"}})
+
+    def on_post(self, h: BaseHTTPRequestHandler, raw: bytes) -> None:
+        send_json(h, 404, {"error": {"message": f"no route {h.path}"}})
+
     def close(self) -> None:
+        """Stop serving (once: a server that dies mid-test closes itself from its own thread)."""
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
         self.server.shutdown()
         self.server.server_close()
 
-    def __enter__(self) -> ScriptedServer:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class ScriptedServer(LoopbackHTTP):
+    """POST runs `handler(request_handler, body)`; GET /v1/models lists `models`. Every request
+    body and Authorization header is kept, in order, for the test to inspect."""
+
+    def __init__(self, handler: Handler, models: Sequence[str] = ("scripted",)):
+        self.handler, self.models = handler, tuple(models)
+        self.bodies: list[dict] = []
+        self.auth: list[str | None] = []
+        self.gets = 0
+        super().__init__()
+
+    def on_get(self, h: BaseHTTPRequestHandler) -> None:
+        with self.lock:
+            self.gets += 1
+        send_json(h, 200, {"object": "list", "data": [{"id": m} for m in self.models]})
+
+    def on_post(self, h: BaseHTTPRequestHandler, raw: bytes) -> None:
+        body = json.loads(raw)
+        with self.lock:
+            self.bodies.append(body)
+            self.auth.append(h.headers.get("Authorization"))
+        self.handler(h, body)
 
 
 # --- a real llama.cpp server -----------------------------------------------------------------
